@@ -1,0 +1,3 @@
+from subsetlib.cli import main
+
+raise SystemExit(main())

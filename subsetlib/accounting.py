@@ -1,0 +1,121 @@
+"""Two accountings of what subset pretraining saves, side by side.
+
+* **The paper's**: every arm gets a fixed, long epoch budget; cost is Σ epochs × set size (in epoch-equivalents of
+  the full set); quality is the lowest loss on the full training set the arm reached.
+* **Time to target**: the cumulative ledger (examples, FLOPs, training seconds) at the first evaluation where an
+  arm reaches a target set by the conventional arm — its mean final test accuracy minus a tolerance (default: one
+  standard deviation over seeds), or its mean lowest training loss plus one standard deviation. A run that never
+  reaches the target is reported as such, never dropped.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from subsetlib.errors import UserError
+
+COSTS = ("examples", "flops", "train_seconds", "epoch_equivalents")
+ARM_KEYS = ("protocol", "subset_fraction", "target_q", "subset_epochs", "finetune_epochs", "epochs", "growth",
+            "stage_epochs", "uniform")
+
+
+def _fraction_text(f: float) -> str:
+    inverse = 1 / f
+    return f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-6 and f < 1 else f"{f:.3g}"
+
+
+def arm_label(run: pd.Series) -> str:
+    """A short, readable name for an arm, e.g. 'subset 1/4 (Q=6.3), 20+5 ep'."""
+    protocol = run["protocol"]
+    if protocol == "conventional":
+        return f"conventional, {int(run['epochs'])} ep"
+    q = f"Q={run['subset_Q']:.3g}"
+    if protocol == "growing":
+        start = _fraction_text(run["subset_fraction"])
+        return f"growing from {start} ({q}), x{run['growth']:g}, {run['stage_epochs']} ep"
+    which = f"Q target {run['target_q']:g}" if pd.notna(run.get("target_q")) else _fraction_text(run["subset_fraction"])
+    return f"{protocol} {which} ({q}), {int(run['subset_epochs'])}+{int(run['finetune_epochs'])} ep"
+
+
+def with_arms(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    for key in ARM_KEYS:
+        if key not in runs:
+            runs[key] = np.nan
+    runs["arm"] = runs.apply(arm_label, axis=1)
+    return runs
+
+
+def conventional_targets(runs: pd.DataFrame, tolerance: float | None = None) -> dict:
+    """Targets from the conventional arm: mean final test accuracy − tolerance (default one std over seeds), and mean
+    lowest full-set training loss + one std."""
+    conv = runs[runs["protocol"] == "conventional"]
+    if conv.empty:
+        raise UserError("no conventional runs in these results: the targets come from the conventional arm")
+    acc_std = conv["final_test_acc"].std(ddof=1) if len(conv) > 1 else 0.0
+    loss_std = conv["min_train_loss"].std(ddof=1) if len(conv) > 1 else 0.0
+    tol = acc_std if tolerance is None else tolerance
+    return {"test_acc": conv["final_test_acc"].mean() - tol, "train_loss": conv["min_train_loss"].mean() + loss_std,
+            "tolerance": tol, "conventional_seeds": len(conv)}
+
+
+def cost_at_target(curve: pd.DataFrame, metric: str, target: float) -> dict | None:
+    """The ledger at the first evaluation reaching ``target`` (accuracy: at least; loss: at most), else None."""
+    curve = curve.sort_values("examples")
+    if metric not in curve:
+        return None
+    reached = curve[metric] >= target if metric.endswith("acc") else curve[metric] <= target
+    if not reached.any():
+        return None
+    return curve.loc[reached.idxmax(), list(COSTS)].to_dict()
+
+
+def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame, tolerance: float | None = None) -> pd.DataFrame:
+    """One row per run and metric: the cost to reach the conventional target and its ratio to the conventional arm's
+    mean cost to reach the same target (NaN where a run never reached it)."""
+    runs = with_arms(runs)
+    targets = conventional_targets(runs, tolerance)
+    rows = []
+    for _, run in runs.iterrows():
+        curve = curves[curves["run_id"] == run["run_id"]]
+        for metric in ("test_acc", "train_loss"):
+            cost = cost_at_target(curve, metric, targets[metric])
+            rows.append({"run_id": run["run_id"], "arm": run["arm"], "protocol": run["protocol"], "seed": run["seed"],
+                         "subset_fraction": run["subset_fraction"], "subset_Q": run["subset_Q"], "metric": metric,
+                         "target": targets[metric], "reached": cost is not None,
+                         **{c: (cost or {}).get(c, math.nan) for c in COSTS}})
+    table = pd.DataFrame(rows)
+    conv = table[(table["protocol"] == "conventional") & table["reached"]].groupby("metric")[list(COSTS)].mean()
+    for c in COSTS:
+        table[f"{c}_ratio"] = table[c] / table["metric"].map(conv[c]) if not conv.empty else math.nan
+    return table
+
+
+def summarize(table: pd.DataFrame, by: tuple[str, ...] = ("metric", "arm")) -> pd.DataFrame:
+    """Mean ± std over seeds of every cost ratio, with how many seeds reached the target."""
+    ratio_cols = [c for c in table if c.endswith("_ratio")]
+    grouped = table.groupby(list(by), sort=False)
+    out = grouped[ratio_cols].agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out["reached"] = grouped["reached"].sum().astype(int)
+    out["seeds"] = grouped["reached"].size()
+    out["subset_Q"] = grouped["subset_Q"].first()
+    return out.reset_index()
+
+
+def paper_accounting(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's view: each arm's fixed budget in epoch-equivalents, its lowest full-set training loss and final
+    test accuracy (mean ± std over seeds), and its budget relative to the conventional arm's."""
+    runs = with_arms(runs)
+    grouped = runs.groupby("arm", sort=False)
+    out = grouped.agg(
+        protocol=("protocol", "first"), subset_Q=("subset_Q", "first"), seeds=("seed", "nunique"),
+        budget_epoch_equivalents=("epoch_equivalents", "mean"),
+        min_train_loss_mean=("min_train_loss", "mean"), min_train_loss_std=("min_train_loss", "std"),
+        final_test_acc_mean=("final_test_acc", "mean"), final_test_acc_std=("final_test_acc", "std"),
+        train_seconds_mean=("total_train_seconds", "mean"),
+    ).reset_index()
+    conv = out.loc[out["protocol"] == "conventional", "budget_epoch_equivalents"]
+    out["budget_ratio"] = out["budget_epoch_equivalents"] / conv.mean() if len(conv) else math.nan
+    return out

@@ -1,0 +1,353 @@
+"""Datasets held on the device as uint8 tensors, nested subsets, and batch-wise augmentation on the device.
+
+The whole training set lives in (GPU) memory once; a batch is an index into it, normalised and augmented on the
+device. No DataLoader workers in the hot loop (the airbench recipe).
+"""
+
+import gzip
+import hashlib
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from subsetlib.errors import UserError
+from subsetlib.q import check_fraction
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test; x is N×C×H×W uint8
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    num_classes: int
+    shape: tuple[int, int, int]  # C, H, W
+    train_size: int
+    test_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str  # "translate" (±2 px shifts) or "crop-flip" (pad 4, random crop, horizontal flip)
+    folder: str  # where the files live below a data root
+    load: Callable[[Path, bool], Arrays]  # (folder path, verify checksums) -> arrays
+    about: str
+    how_to_get: str
+
+
+@dataclass
+class Dataset:
+    """A dataset on a device: uint8 images (N, C, H, W) and int64 labels."""
+
+    spec: DatasetSpec
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    root: str  # where it was loaded from (provenance)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# File formats
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: Path, sha256: str | None, verify: bool, how_to_get: str) -> Path:
+    """A data file must exist and, where its checksum is known, match it."""
+    if not path.is_file():
+        raise UserError(f"missing data file {path}: {how_to_get}")
+    if verify and sha256 is not None and sha256_of(path) != sha256:
+        raise UserError(
+            f"checksum mismatch for {path}: the file is corrupt or not the official release; download it again"
+        )
+    return path
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzip-compressed. Checks the header against the payload size."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:
+        raise UserError(f"cannot read {path} ({err}): the file is truncated or corrupt; download it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an IDX uint8 file: download it again")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(dims)):
+        raise UserError(f"{path} holds {len(raw) - offset} bytes of data, its header promises {int(np.prod(dims))}: "
+                        "the file is truncated; download it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+MNIST_HOW = ("put the four IDX .gz files in <data root>/{folder}/raw/ (torchvision.datasets.{tv}(root, download=True) "
+             "writes them there) and pass --data or set SUBSETLIB_DATA")
+
+
+def idx_loader(checksums: dict[str, str], how_to_get: str) -> Callable[[Path, bool], Arrays]:
+    def load(folder: Path, verify: bool) -> Arrays:
+        arrays = []
+        for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                     "t10k-labels-idx1-ubyte"):
+            name = stem + ".gz"
+            arrays.append(read_idx_gz(check_file(folder / "raw" / name, checksums.get(name), verify, how_to_get)))
+        x_train, y_train, x_test, y_test = arrays
+        if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+            raise UserError(f"images and labels in {folder / 'raw'} differ in count: download the files again")
+        return x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64)
+
+    return load
+
+
+def read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR python-pickle batch: a dict with b'data' (N×3072 uint8, channel-major) and the labels."""
+    try:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[label_key.encode()], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
+        raise UserError(f"{path} is not a CIFAR python batch ({type(err).__name__}): download it again") from None
+    if len(data) != len(labels):
+        raise UserError(f"{path} holds {len(data)} images but {len(labels)} labels: download it again")
+    return data, labels
+
+
+def cifar_loader(train_files: dict[str, str | None], test_files: dict[str, str | None], label_key: str,
+                 how_to_get: str) -> Callable[[Path, bool], Arrays]:
+    def load(folder: Path, verify: bool) -> Arrays:
+        parts = {}
+        for split, files in (("train", train_files), ("test", test_files)):
+            batches = [read_cifar_batch(check_file(folder / name, digest, verify, how_to_get), label_key)
+                       for name, digest in files.items()]
+            parts[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+        return (*parts["train"], *parts["test"])
+
+    return load
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Registry
+
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+# The official pickles' checksums are not known to this project (torchvision checks MD5 of the archive only).
+CIFAR10_TRAIN = {f"data_batch_{i}": None for i in range(1, 6)}
+CIFAR_HOW = ("put the official python batches in <data root>/{folder}/ (torchvision.datasets.{tv}(root, download=True) "
+             "writes them there) and pass --data or set SUBSETLIB_DATA")
+
+
+def _synthetic(folder: Path, verify: bool) -> Arrays:
+    """A small, learnable, file-free set for tests: 10 class prototypes plus noise, shaped like MNIST."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.uniform(0, 255, size=(10, 1, 28, 28))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 10
+        x = prototypes[y] * 0.6 + rng.uniform(0, 255, size=(n, 1, 28, 28)) * 0.4
+        return x.astype(np.uint8), y.astype(np.int64)
+
+    return (*draw(2000), *draw(500))
+
+
+def _spec(name: str, folder: str, tv: str, **kw) -> DatasetSpec:
+    how = (MNIST_HOW if kw["augment"] == "translate" else CIFAR_HOW).format(folder=folder, tv=tv)
+    return DatasetSpec(name=name, folder=folder, how_to_get=how, **kw)
+
+
+def _registry() -> dict[str, DatasetSpec]:
+    specs = [
+        _spec("mnist", "MNIST", "MNIST", num_classes=10, shape=(1, 28, 28), train_size=60000, test_size=10000,
+              mean=(0.1307,), std=(0.3081,), augment="translate", about="handwritten digits (LeCun et al.)",
+              load=idx_loader(MNIST_SHA256, MNIST_HOW.format(folder="MNIST", tv="MNIST"))),
+        _spec("fashion-mnist", "FashionMNIST", "FashionMNIST", num_classes=10, shape=(1, 28, 28), train_size=60000,
+              test_size=10000, mean=(0.2860,), std=(0.3530,), augment="translate", about="Zalando article images",
+              load=idx_loader(FASHION_SHA256, MNIST_HOW.format(folder="FashionMNIST", tv="FashionMNIST"))),
+        _spec("cifar10", "cifar-10-batches-py", "CIFAR10", num_classes=10, shape=(3, 32, 32), train_size=50000,
+              test_size=10000, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), augment="crop-flip",
+              about="official CIFAR-10 python batches",
+              load=cifar_loader(CIFAR10_TRAIN, {"test_batch": None}, "labels",
+                                CIFAR_HOW.format(folder="cifar-10-batches-py", tv="CIFAR10"))),
+        _spec("cifar100", "cifar-100-python", "CIFAR100", num_classes=100, shape=(3, 32, 32), train_size=50000,
+              test_size=10000, mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), augment="crop-flip",
+              about="official CIFAR-100 python files (fine labels)",
+              load=cifar_loader({"train": None}, {"test": None}, "fine_labels",
+                                CIFAR_HOW.format(folder="cifar-100-python", tv="CIFAR100"))),
+        DatasetSpec("synthetic", 10, (1, 28, 28), 2000, 500, (0.5,), (0.25,), "translate", "", _synthetic,
+                    "10 noisy prototypes shaped like MNIST, made in memory (for tests)", "nothing to get"),
+    ]
+    return {s.name: s for s in specs}
+
+
+DATASETS: dict[str, DatasetSpec] = _registry()
+TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+
+def dataset_names() -> list[str]:
+    return sorted(DATASETS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(dataset_names())}")
+    return DATASETS[name]
+
+
+def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """Where to look: the given root (or $SUBSETLIB_DATA) only; else ./data, then ../shared/data (also relative
+    to the repository, so notebooks run from any folder find them)."""
+    given = root or os.environ.get("SUBSETLIB_DATA")
+    if given:
+        return [Path(given)]
+    candidates = [Path("data"), Path("../shared/data"), REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+    unique: list[Path] = []
+    for c in candidates:
+        if c.resolve() not in [u.resolve() for u in unique]:
+            unique.append(c)
+    return unique
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for, but no CUDA GPU is visible: use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+
+
+def load(name: str, root: str | os.PathLike | None = None, device: str | torch.device = "auto",
+         verify: bool = True, download: bool = False) -> Dataset:
+    """Load a registered dataset from real files onto ``device`` as uint8 tensors.
+
+    ``download=True`` lets torchvision fetch the official files into the first data root where the network allows.
+    """
+    spec = dataset_spec(name)
+    device = resolve_device(device) if isinstance(device, str) else device
+    roots = data_roots(root)
+    folder = next((r / spec.folder for r in roots if (r / spec.folder).exists()), roots[0] / spec.folder)
+    if download and not folder.exists() and name in TORCHVISION_CLASSES:
+        _download(name, roots[0])
+    if name != "synthetic" and not folder.exists():
+        looked = ", ".join(str(r / spec.folder) for r in roots)
+        raise UserError(f"dataset {name!r} not found (looked in {looked}): {spec.how_to_get}")
+    x_train, y_train, x_test, y_test = spec.load(folder, verify)
+    if x_train.shape[1:] != spec.shape or y_train.max(initial=0) >= spec.num_classes:
+        raise UserError(f"files in {folder} do not hold {name} (shape {x_train.shape[1:]}): download them again")
+
+    def put(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(a, copy=True)).to(device)  # a private, writable copy
+
+    return Dataset(spec, put(x_train), put(y_train), put(x_test), put(y_test), str(folder))
+
+
+def _download(name: str, root: Path) -> None:
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, TORCHVISION_CLASSES[name])
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as err:  # network errors come in many types; all mean the same to the user
+        raise UserError(f"download of {name} failed ({type(err).__name__}): put the files into {root} by hand") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Subsets
+
+def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified: bool = True) -> torch.Tensor:
+    """Indices of a reproducible subset of ``fraction`` of the examples, sorted.
+
+    Nested: for one seed, each class (or, unstratified, the whole set) is put in one random order and a subset is a
+    prefix of it, so the 1/4 subset lies inside the 1/2 subset. Stratified keeps round(fraction·n_c) of each class
+    (at least one), so class proportions match the full set.
+    """
+    fraction = check_fraction(fraction)
+    labels = labels.detach().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    if not stratified:
+        order = torch.randperm(len(labels), generator=gen)
+        return order[: max(1, round(fraction * len(labels)))].sort().values
+    chosen = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        order = members[torch.randperm(len(members), generator=gen)]
+        chosen.append(order[: max(1, round(fraction * len(members)))])
+    return torch.cat(chosen).sort().values
+
+
+def subset_of_size(labels: torch.Tensor, k: int, seed: int, stratified: bool = True) -> torch.Tensor:
+    """A nested subset with (about) K examples, for choosing subsets by target Q."""
+    return subset_indices(labels, min(1.0, k / len(labels)), seed, stratified)
+
+
+def membership_hash(indices: torch.Tensor) -> str:
+    """A stable short hash of which examples a subset holds (order-free)."""
+    data = indices.detach().cpu().to(torch.int64).sort().values.numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# On-device preprocessing
+
+def normalize(x: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, -1, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to ``pad`` pixels (zero fill): pad, then crop at a per-image random offset."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy, dx = (torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=generator.device)).to(x.device)
+    rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def augment(x: torch.Tensor, spec: DatasetSpec, generator: torch.Generator) -> torch.Tensor:
+    """Batch-wise augmentation on the device: ±2 px translation for the MNIST family; pad-4 random crop and
+    horizontal flip for CIFAR."""
+    if spec.augment == "translate":
+        return random_crop(x, 2, generator)
+    x = random_crop(x, 4, generator)
+    flip = (torch.rand(len(x), generator=generator, device=generator.device) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)

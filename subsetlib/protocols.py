@@ -1,0 +1,224 @@
+"""The experiment protocols: conventional training, subset pretraining, growing subsets and switch-point sweeps.
+
+Every protocol is a list of phases (a subset fraction and a number of epochs over it) run by one function,
+``run_phases``, so all arms share one training loop, one evaluation schedule and one ledger. Each returns a
+``RunResult``: tidy evaluation rows (the learning curve with the cumulative ledger) and one summary row.
+"""
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+
+from subsetlib import data as datamod
+from subsetlib.errors import UserError
+from subsetlib.models import build_model
+from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
+from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, train_one_epoch
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that is the same for all arms of one comparison. Where the paper is silent we chose; see the book."""
+
+    dataset: str = "mnist"
+    model: str = "cnn-simple"
+    optimizer: str = "adam"  # the paper: Adam, lr 1e-3
+    lr: float = 1e-3
+    batch_size: int = 128  # not stated in the paper
+    augment: bool = False
+    amp: bool = False  # bf16 autocast, GPU only
+    eval_every: float = 0.5  # epoch-equivalents (full training set) between evaluations, the same for every arm
+    eval_train: bool = True  # also evaluate loss on the whole training set: the paper judges by its minimum
+    stratified: bool = True  # class-balanced subsets (the paper does not say how it drew them)
+    reset_optimizer: bool = True  # fresh optimizer state when the training set changes
+
+    def __post_init__(self):
+        if self.batch_size <= 0:
+            raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
+        if self.eval_every <= 0:
+            raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
+
+
+def config_from(params: dict) -> RunConfig:
+    """A RunConfig from a plain dict, rejecting unknown keys with the list of valid ones."""
+    valid = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise UserError(f"unknown parameter(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(valid))}")
+    return RunConfig(**params)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    fraction: float
+    epochs: int
+    uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
+
+
+@dataclass
+class RunResult:
+    curve: list[dict] = field(default_factory=list)  # one row per evaluation
+    summary: dict = field(default_factory=dict)  # one row per run
+
+
+def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
+    """A stable id from everything that defines the run, so reruns replace rather than duplicate."""
+    key = json.dumps({"protocol": protocol, "cfg": asdict(cfg), "seed": seed, **params}, sort_keys=True, default=str)
+    return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
+               params: dict | None = None) -> RunResult:
+    """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
+
+    Subsets are nested across phases for one seed (a larger fraction contains a smaller one). Evaluations happen
+    at the start, every ``cfg.eval_every`` epoch-equivalents of training, and at the end of every phase.
+    """
+    if cfg.dataset != data.name:
+        raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
+    for phase in phases:
+        check_fraction(phase.fraction)
+        if not isinstance(phase.epochs, int) or phase.epochs <= 0:
+            raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
+    params = dict(params or {})
+    rid = run_id(protocol, cfg, seed, **params)
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device)
+    p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
+    generator = torch.Generator(device=data.device).manual_seed(seed)
+    flops = FlopMeter(model, data.spec.shape, m)
+    total, every = Ledger(), max(1, round(cfg.eval_every * n))
+    result = RunResult()
+    started = time.time()
+    phase_info: dict = {}
+
+    def record(phase: Phase, phase_start: Ledger, indices: torch.Tensor) -> None:
+        if result.curve and result.curve[-1]["examples"] == total.examples:
+            return  # already evaluated at this point (a phase ended on an evaluation step)
+        tic = time.perf_counter()
+        test_loss, test_acc = evaluate(model, data, "test", amp=cfg.amp)
+        row = {"run_id": rid, "protocol": protocol, "seed": seed, "phase": phase.name,
+               "phase_fraction": phase.fraction, "phase_epoch": (total.examples - phase_start.examples) / len(indices),
+               "test_loss": test_loss, "test_acc": test_acc}
+        if cfg.eval_train:
+            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", amp=cfg.amp)
+        if phase.fraction < 1:
+            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", indices, amp=cfg.amp)
+        total.eval_seconds += time.perf_counter() - tic
+        row.update(total.as_dict(), epoch_equivalents=total.examples / n)
+        result.curve.append(row)
+
+    previous = None
+    for i, phase in enumerate(phases):
+        indices = (torch.arange(n) if phase.fraction == 1 else
+                   datamod.subset_indices(data.y_train, phase.fraction, seed, cfg.stratified and not phase.uniform))
+        phase_start = Ledger(**total.as_dict())
+        if i == 0:
+            record(phase, phase_start, indices)
+        elif cfg.reset_optimizer and phase.fraction != previous.fraction:
+            optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
+        k = len(indices)
+        for _ in range(phase.epochs):
+            train_one_epoch(model, optimizer, data, indices, cfg.batch_size, generator, total, flops,
+                            augment_data=cfg.augment, amp=cfg.amp, every=every,
+                            on_every=lambda: record(phase, phase_start, indices))  # noqa: B023 (runs in this loop)
+        record(phase, phase_start, indices)
+        spent = Ledger(**{f: getattr(total, f) - getattr(phase_start, f) for f in total.as_dict()})
+        phase_info[phase.name] = {"K": k, "Q": overdetermination_ratio(k, m, p), "fraction": phase.fraction,
+                                  "epochs": phase.epochs, "membership": datamod.membership_hash(indices),
+                                  **spent.as_dict()}
+        previous = phase
+
+    first = phases[0]
+    curve = result.curve
+    result.summary = {
+        "run_id": rid, "protocol": protocol, "seed": seed, **asdict(cfg), **params, "P": p, "M": m, "K_full": n,
+        "subset_fraction": first.fraction, "subset_K": phase_info[first.name]["K"],
+        "subset_Q": phase_info[first.name]["Q"], "subset_membership": phase_info[first.name]["membership"],
+        "final_test_acc": curve[-1]["test_acc"], "final_test_loss": curve[-1]["test_loss"],
+        "best_test_acc": max(r["test_acc"] for r in curve),
+        "final_train_loss": curve[-1].get("train_loss", math.nan),
+        "min_train_loss": min((r["train_loss"] for r in curve if "train_loss" in r), default=math.nan),
+        **{f"total_{key}": value for key, value in total.as_dict().items()},
+        "epoch_equivalents": total.examples / n,
+        "phases": json.dumps(phase_info),
+        "wall_seconds": time.time() - started,
+    }
+    for row in curve:  # every curve row carries the subset's size and Q, so a plot never needs a join
+        row.update(subset_fraction=first.fraction, subset_Q=result.summary["subset_Q"], P=p)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The arms
+
+
+def conventional(data: datamod.Dataset, cfg: RunConfig, seed: int, epochs: int) -> RunResult:
+    """Train on the full training set for ``epochs`` epochs."""
+    return run_phases(data, cfg, [Phase("full", 1.0, epochs)], seed, "conventional", {"epochs": epochs})
+
+
+def fraction_for_q(data: datamod.Dataset, cfg: RunConfig, target_q: float) -> float:
+    """The fraction whose subset has Q >= target_q for this model and dataset."""
+    torch.manual_seed(0)
+    p = count_parameters(build_model(cfg.model, data.spec.shape, data.num_classes))
+    k = min_subset_size(p, data.num_classes, target_q)
+    n = len(data.y_train)
+    if k > n:
+        raise UserError(f"target Q {target_q} needs K={k} examples but {data.name} has {n}: choose a smaller target")
+    return k / n
+
+
+def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_epochs: int, finetune_epochs: int,
+                       fraction: float | None = None, target_q: float | None = None) -> RunResult:
+    """The paper's method: ``subset_epochs`` on a subset (by fraction or by target Q), then ``finetune_epochs`` on
+    the full set."""
+    if (fraction is None) == (target_q is None):
+        raise UserError("give exactly one of fraction or target_q for the subset")
+    f = fraction if fraction is not None else fraction_for_q(data, cfg, target_q)
+    phases = [Phase("subset", check_fraction(f), subset_epochs), Phase("finetune", 1.0, finetune_epochs)]
+    params = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs, "finetune_epochs": finetune_epochs}
+    return run_phases(data, cfg, phases, seed, "subset", params)
+
+
+def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Sequence[int], uniform: bool
+                   ) -> list[Phase]:
+    """f, growth·f, growth²·f, … capped at 1 (the last stage is the full set)."""
+    check_fraction(start_fraction)
+    if growth <= 1:
+        raise UserError(f"growth must be > 1 (got {growth})")
+    fractions = [start_fraction]
+    while fractions[-1] < 1:
+        fractions.append(min(1.0, fractions[-1] * growth))
+    epochs = [stage_epochs] * len(fractions) if isinstance(stage_epochs, int) else list(stage_epochs)
+    if len(epochs) != len(fractions):
+        raise UserError(f"stage_epochs lists {len(epochs)} stages but the schedule has {len(fractions)}: "
+                        f"fractions {[round(f, 4) for f in fractions]}")
+    return [Phase(f"stage{i}", f, e, uniform) for i, (f, e) in enumerate(zip(fractions, epochs, strict=True))]
+
+
+def growing(data: datamod.Dataset, cfg: RunConfig, seed: int, start_fraction: float, stage_epochs: int | Sequence[int],
+            growth: float = 2.0, uniform: bool = True) -> RunResult:
+    """Growing subsets f → growth·f → … → 1. With ``uniform=True`` (default) the subsets are drawn uniformly at random:
+    the random-curriculum baseline of Wu et al. (ICLR 2021)."""
+    phases = growing_phases(start_fraction, growth, stage_epochs, uniform)
+    params = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
+        [ph.epochs for ph in phases]), "uniform": uniform}
+    return run_phases(data, cfg, phases, seed, "growing", params)
+
+
+def switch_point_sweep(data: datamod.Dataset, cfg: RunConfig, seed: int, fraction: float,
+                       subset_epochs: Sequence[int], finetune_epochs: int) -> list[RunResult]:
+    """The subset arm with several subset-phase lengths E_s: where should one switch to the full set?"""
+    return [subset_pretraining(data, cfg, seed, e, finetune_epochs, fraction=fraction) for e in subset_epochs]
+
+
+PROTOCOLS = {"conventional": conventional, "subset": subset_pretraining, "growing": growing,
+             "sweep": switch_point_sweep}

@@ -1,0 +1,126 @@
+"""Tidy results with provenance: one Parquet file per run and table, written atomically.
+
+Layout under a results directory::
+
+    curves/<run_id>.parquet   one row per evaluation (the learning curve with the cumulative ledger)
+    runs/<run_id>.parquet     one summary row per run, written last: a run without it is not complete
+
+One file per run means concurrent writers never touch the same file, and a rerun of the same run id replaces its
+files instead of adding rows. Each write goes to a temporary file that is renamed into place, so a killed writer
+leaves either the old file or the new one, never half of one.
+"""
+
+import os
+import platform
+import subprocess
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import subsetlib
+from subsetlib.data import REPO_ROOT, Dataset
+from subsetlib.errors import UserError
+from subsetlib.protocols import RunResult
+
+TABLES = ("runs", "curves")
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def provenance(data: Dataset) -> dict:
+    """Where and with what a run was made: code version, device, library versions, data location."""
+    device = data.device
+    return {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda or "none",
+        "subsetlib_version": subsetlib.__version__,
+        "python_version": platform.python_version(),
+        "host": platform.node(),
+        "data_root": data.root,
+    }
+
+
+def atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_writable(results_dir: str | os.PathLike) -> Path:
+    """Fail early, with one line, when results could not be saved there."""
+    path = Path(results_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UserError(f"results directory {path} is not writable ({err.strerror}): pass another --results") from None
+    return path
+
+
+def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
+    """Store one run: the curve first, then the summary that marks it complete. Returns the run id."""
+    root = check_writable(results_dir)
+    ended = datetime.now(UTC)
+    stamp = {**provenance(data), "started": (started or ended).isoformat(), "ended": ended.isoformat()}
+    rid = result.summary["run_id"]
+    curve = pd.DataFrame(result.curve).assign(**stamp)
+    summary = pd.DataFrame([{**result.summary, **stamp}])
+    atomic_write_parquet(curve, root / "curves" / f"{rid}.parquet")
+    atomic_write_parquet(summary, root / "runs" / f"{rid}.parquet")
+    return rid
+
+
+def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
+    return (Path(results_dir) / "runs" / f"{rid}.parquet").is_file()
+
+
+def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataFrame:
+    """All complete runs under one or more results directories as one DataFrame.
+
+    A file that cannot be read is named in a warning and skipped; the others still load. Curve rows of runs
+    without a summary (a run killed while saving) are left out.
+    """
+    if table not in TABLES:
+        raise UserError(f"unknown results table {table!r}: choose one of {', '.join(TABLES)}")
+    dirs = [Path(d) for d in (results_dir if isinstance(results_dir, list) else [results_dir])]
+    frames = []
+    for d in dirs:
+        complete = {p.stem for p in (d / "runs").glob("*.parquet")}
+        for path in sorted((d / table).glob("*.parquet")):
+            if path.stem not in complete:
+                continue
+            try:
+                frame = pd.read_parquet(path)
+            except Exception as err:  # pyarrow raises several types for a damaged file
+                warnings.warn(f"skipping unreadable results file {path} ({type(err).__name__}); delete or rerun it",
+                              stacklevel=2)
+                continue
+            if not frame.empty:
+                frames.append(frame.assign(results_dir=str(d)))
+    if not frames:
+        return pd.DataFrame()
+    with warnings.catch_warnings():  # runs without a subset phase have all-NaN subset columns; that is fine
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,170 @@
+"""One training loop over device-resident tensors, and the ledger of what it cost.
+
+Cost is what the paper's claim is about, so it is counted, not estimated: every optimizer step adds its examples,
+one step, its FLOPs (forward + backward, measured once per batch shape with torch's FlopCounterMode) and its wall
+time (CUDA events on a GPU, perf_counter on a CPU). Evaluation time is kept apart and never counts as training.
+"""
+
+import copy
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from subsetlib.data import Dataset, augment, normalize
+from subsetlib.errors import UserError
+
+
+@dataclass
+class Ledger:
+    """What training has cost so far. Epoch-equivalents = examples ÷ full training-set size."""
+
+    examples: int = 0
+    steps: int = 0
+    flops: float = 0.0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+    def __add__(self, other: "Ledger") -> "Ledger":
+        return Ledger(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Stopwatch:
+    """Seconds of device work between start() and stop(): CUDA events on a GPU (no sync per step), else perf_counter."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def start(self) -> None:
+        if self.cuda:
+            self._begin = torch.cuda.Event(enable_timing=True)
+            self._begin.record()
+        else:
+            self._begin = time.perf_counter()
+
+    def stop(self) -> float:
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            end.synchronize()
+            return self._begin.elapsed_time(end) / 1000
+        return time.perf_counter() - self._begin
+
+
+class FlopMeter:
+    """FLOPs of one training step (forward + loss + backward) per batch shape, measured once on a copy of the model."""
+
+    def __init__(self, model: nn.Module, example_shape: tuple[int, ...], num_classes: int):
+        self.model, self.example_shape, self.num_classes = model, tuple(example_shape), num_classes
+        self.cache: dict[int, float] = {}
+
+    def __call__(self, batch_size: int) -> float:
+        if batch_size not in self.cache:
+            probe = copy.deepcopy(self.model).train()
+            device = next(probe.parameters()).device
+            x = torch.randn(batch_size, *self.example_shape, device=device)
+            y = torch.randint(0, self.num_classes, (batch_size,), device=device)
+            with FlopCounterMode(display=False) as counter:
+                F.cross_entropy(probe(x), y).backward()
+            self.cache[batch_size] = float(counter.get_total_flops())
+        return self.cache[batch_size]
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
+    """Adam with lr 1e-3 is the paper's choice; SGD uses Nesterov momentum 0.9."""
+    if lr <= 0:
+        raise UserError(f"learning rate must be > 0 (got {lr})")
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def autocast(device: torch.device, amp: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Dataset,
+    indices: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    ledger: Ledger,
+    flops: FlopMeter,
+    *,
+    augment_data: bool = False,
+    amp: bool = False,
+    every: int | None = None,
+    on_every: Callable[[], None] | None = None,
+) -> None:
+    """One pass over ``indices`` of the training set in random order, the last batch possibly smaller.
+
+    ``on_every`` (an evaluation, say) runs each time the ledger's example count crosses a multiple of ``every``;
+    the stopwatch pauses around it so that evaluation never counts as training time.
+    """
+    if batch_size <= 0:
+        raise UserError(f"batch size must be > 0 (got {batch_size})")
+    model.train()
+    device = data.device
+    order = indices.to(device)[torch.randperm(len(indices), generator=generator, device=generator.device).to(device)]
+    watch = Stopwatch(device)
+    watch.start()
+    for batch in order.split(batch_size):
+        x = data.x_train[batch]
+        if augment_data:
+            x = augment(x, data.spec, generator)
+        with autocast(device, amp):
+            loss = F.cross_entropy(model(normalize(x, data.spec)), data.y_train[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        before = ledger.examples
+        ledger.examples += len(batch)
+        ledger.steps += 1
+        ledger.flops += flops(len(batch))
+        if on_every is not None and every and ledger.examples // every > before // every:
+            ledger.train_seconds += watch.stop()
+            on_every()
+            watch.start()
+    ledger.train_seconds += watch.stop()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, split: str = "test", indices: torch.Tensor | None = None,
+             batch_size: int = 2000, amp: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy (a fraction) on a split, or on ``indices`` of the training set."""
+    model.eval()
+    x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    if indices is not None:
+        idx = indices.to(data.device)
+        x_all, y_all = x_all[idx], y_all[idx]
+    total_loss, correct = 0.0, 0
+    for x, y in zip(x_all.split(batch_size), y_all.split(batch_size), strict=True):
+        with autocast(data.device, amp):
+            logits = model(normalize(x, data.spec))
+        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train()
+    return total_loss / len(y_all), correct / len(y_all)
+
+
+def set_threads() -> None:
+    """Use the cores this process may use (one Dask worker per core sets OMP_NUM_THREADS=1 itself)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
