@@ -11,10 +11,12 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 
 import torch
 
 from subsetlib import data as datamod
+from subsetlib import results
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
@@ -33,7 +35,8 @@ class RunConfig:
     augment: bool = False
     amp: bool = False  # bf16 autocast, GPU only
     eval_every: float = 0.5  # epoch-equivalents (full training set) between evaluations, the same for every arm
-    eval_train: bool = True  # also evaluate loss on the whole training set: the paper judges by its minimum
+    eval_train: bool = True  # also evaluate loss on the training set: the paper judges by its minimum
+    eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
     stratified: bool = True  # class-balanced subsets (the paper does not say how it drew them)
     reset_optimizer: bool = True  # fresh optimizer state when the training set changes
 
@@ -42,6 +45,8 @@ class RunConfig:
             raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
         if self.eval_every <= 0:
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
+        if self.eval_train_examples is not None and self.eval_train_examples <= 0:
+            raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")
 
 
 def config_from(params: dict) -> RunConfig:
@@ -74,11 +79,13 @@ def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
 
 
 def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-               params: dict | None = None) -> RunResult:
+               params: dict | None = None, results_dir: str | None = None) -> RunResult:
     """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
 
     Subsets are nested across phases for one seed (a larger fraction contains a smaller one). Evaluations happen
     at the start, every ``cfg.eval_every`` epoch-equivalents of training, and at the end of every phase.
+    With ``results_dir``, a run already stored there is loaded instead of trained, and a new run is saved: this is
+    what makes a rerun notebook resume.
     """
     if cfg.dataset != data.name:
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
@@ -86,8 +93,18 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
         check_fraction(phase.fraction)
         if not isinstance(phase.epochs, int) or phase.epochs <= 0:
             raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
-    params = dict(params or {})
-    rid = run_id(protocol, cfg, seed, **params)
+    rid = run_id(protocol, cfg, seed, **dict(params or {}))
+    if results_dir is not None and results.has_run(results_dir, rid):
+        return RunResult(*results.load_run(results_dir, rid))
+    run_started = datetime.now(UTC)
+    result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid)
+    if results_dir is not None:
+        results.save(result, data, results_dir, run_started)
+    return result
+
+
+def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
+                  params: dict, rid: str) -> RunResult:
     torch.manual_seed(seed)
     model = build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device)
     p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
@@ -99,6 +116,15 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
     started = time.time()
     phase_info: dict = {}
 
+    def sample(indices: torch.Tensor) -> torch.Tensor:
+        """The examples on which a training-set loss is measured: all, or a fixed random sample (same for all arms)."""
+        cap = cfg.eval_train_examples
+        if cap is None or cap >= len(indices):
+            return indices
+        return indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))[:cap]]
+
+    train_probe = sample(torch.arange(n))
+
     def record(phase: Phase, phase_start: Ledger, indices: torch.Tensor) -> None:
         if result.curve and result.curve[-1]["examples"] == total.examples:
             return  # already evaluated at this point (a phase ended on an evaluation step)
@@ -108,9 +134,9 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
                "phase_fraction": phase.fraction, "phase_epoch": (total.examples - phase_start.examples) / len(indices),
                "test_loss": test_loss, "test_acc": test_acc}
         if cfg.eval_train:
-            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", amp=cfg.amp)
+            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", train_probe, amp=cfg.amp)
         if phase.fraction < 1:
-            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", indices, amp=cfg.amp)
+            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", sample(indices), amp=cfg.amp)
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
@@ -160,9 +186,10 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
 # The arms
 
 
-def conventional(data: datamod.Dataset, cfg: RunConfig, seed: int, epochs: int) -> RunResult:
+def conventional(data: datamod.Dataset, cfg: RunConfig, seed: int, epochs: int, results_dir: str | None = None
+                 ) -> RunResult:
     """Train on the full training set for ``epochs`` epochs."""
-    return run_phases(data, cfg, [Phase("full", 1.0, epochs)], seed, "conventional", {"epochs": epochs})
+    return run_phases(data, cfg, [Phase("full", 1.0, epochs)], seed, "conventional", {"epochs": epochs}, results_dir)
 
 
 def fraction_for_q(data: datamod.Dataset, cfg: RunConfig, target_q: float) -> float:
@@ -177,7 +204,8 @@ def fraction_for_q(data: datamod.Dataset, cfg: RunConfig, target_q: float) -> fl
 
 
 def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_epochs: int, finetune_epochs: int,
-                       fraction: float | None = None, target_q: float | None = None) -> RunResult:
+                       fraction: float | None = None, target_q: float | None = None, results_dir: str | None = None
+                       ) -> RunResult:
     """The paper's method: ``subset_epochs`` on a subset (by fraction or by target Q), then ``finetune_epochs`` on
     the full set."""
     if (fraction is None) == (target_q is None):
@@ -185,7 +213,7 @@ def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_
     f = fraction if fraction is not None else fraction_for_q(data, cfg, target_q)
     phases = [Phase("subset", check_fraction(f), subset_epochs), Phase("finetune", 1.0, finetune_epochs)]
     params = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs, "finetune_epochs": finetune_epochs}
-    return run_phases(data, cfg, phases, seed, "subset", params)
+    return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
 
 
 def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Sequence[int], uniform: bool
@@ -205,19 +233,21 @@ def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Seq
 
 
 def growing(data: datamod.Dataset, cfg: RunConfig, seed: int, start_fraction: float, stage_epochs: int | Sequence[int],
-            growth: float = 2.0, uniform: bool = True) -> RunResult:
+            growth: float = 2.0, uniform: bool = True, results_dir: str | None = None) -> RunResult:
     """Growing subsets f → growth·f → … → 1. With ``uniform=True`` (default) the subsets are drawn uniformly at random:
     the random-curriculum baseline of Wu et al. (ICLR 2021)."""
     phases = growing_phases(start_fraction, growth, stage_epochs, uniform)
     params = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
         [ph.epochs for ph in phases]), "uniform": uniform}
-    return run_phases(data, cfg, phases, seed, "growing", params)
+    return run_phases(data, cfg, phases, seed, "growing", params, results_dir)
 
 
 def switch_point_sweep(data: datamod.Dataset, cfg: RunConfig, seed: int, fraction: float,
-                       subset_epochs: Sequence[int], finetune_epochs: int) -> list[RunResult]:
+                       subset_epochs: Sequence[int], finetune_epochs: int, results_dir: str | None = None
+                       ) -> list[RunResult]:
     """The subset arm with several subset-phase lengths E_s: where should one switch to the full set?"""
-    return [subset_pretraining(data, cfg, seed, e, finetune_epochs, fraction=fraction) for e in subset_epochs]
+    return [subset_pretraining(data, cfg, seed, e, finetune_epochs, fraction=fraction, results_dir=results_dir)
+            for e in subset_epochs]
 
 
 PROTOCOLS = {"conventional": conventional, "subset": subset_pretraining, "growing": growing,

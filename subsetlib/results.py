@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -24,7 +25,9 @@ import torch
 import subsetlib
 from subsetlib.data import REPO_ROOT, Dataset
 from subsetlib.errors import UserError
-from subsetlib.protocols import RunResult
+
+if TYPE_CHECKING:
+    from subsetlib.protocols import RunResult
 
 TABLES = ("runs", "curves")
 
@@ -79,7 +82,7 @@ def check_writable(results_dir: str | os.PathLike) -> Path:
     return path
 
 
-def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
+def save(result: "RunResult", data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
     """Store one run: the curve first, then the summary that marks it complete. Returns the run id."""
     root = check_writable(results_dir)
     ended = datetime.now(UTC)
@@ -94,6 +97,14 @@ def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, start
 
 def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
     return (Path(results_dir) / "runs" / f"{rid}.parquet").is_file()
+
+
+def load_run(results_dir: str | os.PathLike, rid: str) -> tuple[list[dict], dict]:
+    """The stored curve rows and summary of one complete run."""
+    root = Path(results_dir)
+    curve = pd.read_parquet(root / "curves" / f"{rid}.parquet").to_dict("records")
+    summary = pd.read_parquet(root / "runs" / f"{rid}.parquet").iloc[0].to_dict()
+    return curve, summary
 
 
 def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataFrame:

@@ -147,7 +147,7 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, split: str = "test", indices: torch.Tensor | None = None,
-             batch_size: int = 2000, amp: bool = False) -> tuple[float, float]:
+             batch_size: int = 500, amp: bool = False) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy (a fraction) on a split, or on ``indices`` of the training set."""
     model.eval()
     x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
