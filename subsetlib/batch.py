@@ -34,7 +34,7 @@ from subsetlib.errors import UserError
 from subsetlib.results import check_writable
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
-STAGE_KEYS = {"notebook", "output", "parameters", "grid"}
+STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Cell:
     output: str  # absolute path of the executed notebook
     parameters: dict = field(hash=False)
     key: str = ""
+    title: str | None = None  # replaces the notebook's first heading, so each page has its own
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,14 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
             template = stage.get("output", f"{notebook.stem}-" + "-".join("{" + k + "}" for k in grid))
             try:
                 name = template.format(**{k: _slug(k, v) for k, v in params.items()})
+                title = stage["title"].format(**params) if stage.get("title") else None
             except KeyError as err:
                 raise UserError(f"output name {template!r} in stage {number + 1} uses {err}, "
                                 "which is not a parameter") from None
             name = name if name.endswith(".ipynb") else name + ".ipynb"
             key_text = json.dumps({"notebook": stage["notebook"], "parameters": params}, sort_keys=True)
             key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-            cells.append(Cell(number, str(notebook), str(output_dir / name), params, key))
+            cells.append(Cell(number, str(notebook), str(output_dir / name), params, key, title))
     outputs = [c.output for c in cells]
     if len(set(outputs)) != len(outputs):
         raise UserError(f"two cells of {path} would write the same notebook: make each stage's 'output' name use "
@@ -152,11 +154,15 @@ def cell_status(grid: Grid, cell: Cell) -> str | None:
     return state.get("status")
 
 
-def _hide_injected(output: Path) -> None:
-    """The book shows the parameters in a provenance box instead of papermill's injected cell and the defaults."""
+def _finish_notebook(output: Path, title: str | None) -> None:
+    """Ready an executed notebook for the book: its own title, and the parameters shown in the provenance box
+    instead of papermill's injected cell and the defaults."""
     import nbformat
 
     nb = nbformat.read(output, as_version=4)
+    heading = next((c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+    if title and heading is not None:
+        heading.source = "\n".join([f"# {title}", *heading.source.splitlines()[1:]])
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if ("injected-parameters" in tags or "parameters" in tags) and "remove-cell" not in tags:
@@ -188,7 +194,7 @@ def execute_cell(cell: Cell, state_path: str, threads: int | None = None) -> dic
     try:
         papermill.execute_notebook(cell.notebook, tmp, parameters=cell.parameters, kernel_name="python3",
                                    cwd=str(Path(cell.notebook).parent), progress_bar=False)
-        _hide_injected(Path(tmp))
+        _finish_notebook(Path(tmp), cell.title)
         os.replace(tmp, output)
         state.update(status="done")
     except Exception as err:  # a failed cell is recorded and the grid goes on
