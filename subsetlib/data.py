@@ -185,10 +185,10 @@ def _image_member(name: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-def _decode_image(data: bytes, member: str, path: Path, size: tuple[int, int]) -> np.ndarray:
+def _decode_image(blob: bytes, member: str, path: Path, size: tuple[int, int]) -> np.ndarray:
     """One image file as H×W×3 uint8 RGB; a corrupt or wrongly sized one names itself and its archive."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(blob)) as img:
             img.load()
             pixels = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -201,13 +201,13 @@ def _decode_image(data: bytes, member: str, path: Path, size: tuple[int, int]) -
 
 
 def read_image_tar(path: Path, classes: tuple[str, ...], size: tuple[int, int] = (32, 32)) -> Arrays:
-    """Decode an ImageFolder tar (train/<class>/*, test/<class>/*) into uint8 N×3×H×W arrays and int64 labels.
+    """Decode an ImageFolder .tar.gz (train/<class>/*, test/<class>/*) into uint8 N×3×H×W arrays, int64 labels.
 
     Images come sorted by class, then file name, whatever the order in the archive, so every machine sees the same
     order and so the same subsets. Label = index of the class in ``classes``."""
     found: dict[str, dict[tuple[int, str], tuple[str, bytes]]] = {"train": {}, "test": {}}
     try:
-        with tarfile.open(path, "r|*") as tar:  # one streaming pass: each member's bytes are read once
+        with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:  # one streaming pass
             for member in tar:
                 key = _image_member(member.name) if member.isfile() else None
                 if key is None:
@@ -220,6 +220,8 @@ def read_image_tar(path: Path, classes: tuple[str, ...], size: tuple[int, int] =
                     raise UserError(f"{path} holds {split}/{cls}/{file} twice (below two leading folders?): "
                                     "repack it with one train/ and one test/ folder")
                 found[split][classes.index(cls), file] = (member.name, tar.extractfile(member).read())
+            while gz.read(1 << 20):  # on to the end, where gzip checks length and CRC: a cut-off tail fails too
+                pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         raise UserError(f"cannot read {path} ({type(err).__name__}: {err}): the archive is truncated or corrupt; "
                         "get it again") from None
@@ -441,7 +443,8 @@ def _download(name: str, root: Path) -> None:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as err:  # network errors come in many types; all mean the same to the user
-        raise UserError(f"download of {name} failed ({type(err).__name__}): put the files into {root} by hand") from None
+        raise UserError(f"download of {name} failed ({type(err).__name__}): put the files into {root} by hand"
+                        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
