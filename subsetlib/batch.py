@@ -5,11 +5,15 @@ A grid file (YAML) names stages, each a notebook with fixed parameters and lists
     profile: quick                      # results go to results/<profile>/, notebooks to book/experiments/<profile>/
     scale: "quick: reduced budget, CPU"  # injected as `scale`, shown on every page
     seeds: [0, 1]                       # injected as `seeds` where a notebook declares it
-    stages:                             # in order; the cells of one stage run in parallel
-      - notebook: notebooks/subset_pretraining.ipynb
+    stages:                             # all cells run in parallel, except that a stage with `wait: true`
+      - notebook: notebooks/subset_pretraining.ipynb   # starts only when every earlier stage has finished
         output: "02-subset-{dataset}-{augment}.ipynb"
+        title: "Subset pretraining: {dataset}"  # the page's heading
         parameters: {model: cnn-simple}
         grid: {dataset: [mnist, fashion-mnist], augment: [false, true]}
+      - notebook: notebooks/summary.ipynb
+        output: 09-summary.ipynb
+        wait: true
 
 Each cell's state lives in ``<results>/cells/<key>.json`` (key = hash of notebook and parameters), written
 atomically after its notebook has been renamed into place: a rerun skips finished cells, and a runner killed at any
@@ -34,12 +38,12 @@ from subsetlib.errors import UserError
 from subsetlib.results import check_writable
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
-STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid"}
+STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}
 
 
 @dataclass(frozen=True)
 class Cell:
-    stage: int
+    wave: int  # cells of one wave run in parallel; a stage with `wait: true` starts a new wave
     notebook: str  # absolute path of the source notebook
     output: str  # absolute path of the executed notebook
     parameters: dict = field(hash=False)
@@ -89,7 +93,7 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
     profile = str(spec.get("profile", path.stem))
     results = (base / spec.get("results", f"results/{profile}")).resolve()
     output_dir = (base / spec.get("output_dir", f"book/experiments/{profile}")).resolve()
-    cells = []
+    cells, wave = [], 0
     for number, stage in enumerate(spec["stages"]):
         if not isinstance(stage, dict) or "notebook" not in stage:
             raise UserError(f"stage {number + 1} in {path} needs a 'notebook' entry")
@@ -97,6 +101,7 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
         if bad:
             raise UserError(f"unknown key(s) {', '.join(bad)} in stage {number + 1} of {path}: "
                             f"valid keys are {', '.join(sorted(STAGE_KEYS))}")
+        wave += bool(stage.get("wait")) and number > 0
         notebook = (base / stage["notebook"]).resolve()
         if not notebook.is_file():
             raise UserError(f"notebook {stage['notebook']} (stage {number + 1} of {path}) does not exist")
@@ -125,7 +130,7 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
             name = name if name.endswith(".ipynb") else name + ".ipynb"
             key_text = json.dumps({"notebook": stage["notebook"], "parameters": params}, sort_keys=True)
             key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-            cells.append(Cell(number, str(notebook), str(output_dir / name), params, key, title))
+            cells.append(Cell(wave, str(notebook), str(output_dir / name), params, key, title))
     outputs = [c.output for c in cells]
     if len(set(outputs)) != len(outputs):
         raise UserError(f"two cells of {path} would write the same notebook: make each stage's 'output' name use "
@@ -228,16 +233,30 @@ def default_workers() -> tuple[int, int, str | None]:
 
 def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str | None = None,
              workers: int | None = None, progress: bool = True) -> list[dict]:
-    """Run every unfinished cell of a grid, stage by stage, on Dask. Returns the state of every cell."""
+    """Run every unfinished cell of a grid on Dask, wave by wave. Returns the state of every cell."""
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
     grid = load_grid(path)
-    check_writable(grid.results)
+    folders = [(grid.results, "results directory", f"set 'results:' in {path} to a writable folder")]
+    folders += [(folder, "output directory", f"set 'output_dir:' in {path} to a writable folder")
+                for folder in sorted({Path(c.output).parent for c in grid.cells})]
+    for folder, what, fix in folders:  # all checked before any is created: a bad grid leaves nothing behind
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {folder} cannot be created ({existing} is not a writable folder): {fix}")
+    for folder, what, fix in folders:
+        check_writable(folder, what, fix)
     todo = [c for c in grid.cells
             if cell_status(grid, c) is None or (retry_failed and cell_status(grid, c) == "failed")]
     if not todo:
         return [json.loads(grid.state_path(c).read_text()) for c in grid.cells]
+    for cell in todo:  # a runner killed mid-cell leaves its hidden partial notebook; it must not become a page
+        output = Path(cell.output)
+        if output.parent.is_dir():
+            for stale in output.parent.iterdir():
+                if stale.name.startswith(f".{output.stem}.") and stale.name.endswith(".ipynb"):
+                    stale.unlink(missing_ok=True)
     n, threads, gpus = default_workers()
     n = workers or n
     if gpus:
@@ -250,9 +269,9 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell",
                disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress)
     try:
-        for stage in sorted({c.stage for c in todo}):
+        for wave in sorted({c.wave for c in todo}):
             futures = [client.submit(execute_cell, c, str(grid.state_path(c)), threads, key=f"cell-{c.key}", pure=False)
-                       for c in todo if c.stage == stage]
+                       for c in todo if c.wave == wave]
             for future in as_completed(futures):
                 state = future.result()
                 bar.update(1)
