@@ -33,9 +33,10 @@ from pathlib import Path
 
 import yaml
 
-from subsetlib.data import REPO_ROOT
 from subsetlib.errors import UserError
-from subsetlib.results import check_writable
+
+# As in subsetlib.data, but not imported from there: a Dask worker unpickling execute_cell then needs no torch.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
 STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}
@@ -236,6 +237,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     """Run every unfinished cell of a grid on Dask, wave by wave. Returns the state of every cell."""
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
+
+    from subsetlib.results import check_writable
 
     grid = load_grid(path)
     folders = [(grid.results, "results directory", f"set 'results:' in {path} to a writable folder")]

@@ -31,34 +31,60 @@ def cmd_q(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_run_inputs(args: argparse.Namespace):
+    """Every input of ``run`` checked before anything is loaded or written, so a typo leaves no trace on disk."""
+    from subsetlib import data, protocols
+    from subsetlib.models import build_model
+    from subsetlib.q import check_fraction, count_parameters, min_subset_size
+    from subsetlib.train import make_optimizer
+
+    spec = data.dataset_spec(args.dataset)
+    device = data.resolve_device(args.device)
+    model = build_model(args.model, spec.shape, spec.num_classes)
+    make_optimizer(model, args.optimizer, args.lr)
+    cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
+                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every)
+    smallest, what = spec.train_size, "training set"
+    if args.protocol != "conventional":
+        if args.fraction is None and args.target_q is None:
+            raise UserError(f"protocol {args.protocol} needs --fraction or --target-q")
+        if args.fraction is not None and args.target_q is not None:
+            raise UserError(f"give --fraction or --target-q, not both (protocol {args.protocol})")
+        if args.protocol == "growing" and args.fraction is None:
+            raise UserError("protocol growing needs --fraction (its first stage)")
+        if args.fraction is not None:
+            smallest, what = max(1, round(check_fraction(args.fraction) * spec.train_size)), "subset"
+        else:
+            smallest, what = min_subset_size(count_parameters(model), spec.num_classes, args.target_q), "subset"
+            if smallest > spec.train_size:
+                raise UserError(f"target Q {args.target_q} needs K={smallest} examples but {args.dataset} has "
+                                f"{spec.train_size}: choose a smaller target")
+    if args.batch_size > smallest:
+        raise UserError(f"batch size {args.batch_size} exceeds the {smallest} examples of the {what}: "
+                        f"choose --batch-size {smallest} or less")
+    return cfg, device
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from subsetlib import data, protocols, results
-    from subsetlib.q import check_fraction
     from subsetlib.train import set_threads
 
     set_threads()
-    cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
-                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every)
-    if args.protocol != "conventional" and args.fraction is None and args.target_q is None:
-        raise UserError(f"protocol {args.protocol} needs --fraction or --target-q")
-    if args.fraction is not None:
-        check_fraction(args.fraction)
+    cfg, device = _check_run_inputs(args)
+    dataset = data.load(args.dataset, args.data, device)
     results.check_writable(args.results)
-    dataset = data.load(args.dataset, args.data, args.device)
-    if args.batch_size > len(dataset.y_train):
-        raise UserError(f"batch size {args.batch_size} exceeds the {len(dataset.y_train)} training examples")
+    store = str(args.results)  # runs already stored there are loaded, not trained again: a rerun resumes
     for seed in args.seeds:
         if args.protocol == "conventional":
-            run = protocols.conventional(dataset, cfg, seed, args.epochs)
+            run = protocols.conventional(dataset, cfg, seed, args.epochs, results_dir=store)
         elif args.protocol == "subset":
             run = protocols.subset_pretraining(dataset, cfg, seed, args.subset_epochs, args.epochs,
-                                               fraction=args.fraction, target_q=args.target_q)
+                                               fraction=args.fraction, target_q=args.target_q, results_dir=store)
         else:
-            run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs)
-        results.save(run, dataset, args.results)
+            run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
         s = run.summary
         print(json.dumps({k: s[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
-                                            "total_examples", "total_train_seconds")}))
+                                            "total_examples", "total_train_seconds")}, default=float))
     return 0
 
 
@@ -68,7 +94,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         grid = load_grid(args.grid)
         for cell in grid.cells:
-            print(f"stage {cell.stage + 1}: {cell.output}  {json.dumps(cell.parameters)}")
+            print(f"wave {cell.wave + 1}: {cell.output}  {json.dumps(cell.parameters)}")
         return 0
     states = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers)
     failed = [s for s in states if s.get("status") == "failed"]
@@ -89,11 +115,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake ends like every other user error: one line on stderr, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"subsetlib: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from subsetlib.data import dataset_names
     from subsetlib.models import model_names
+    from subsetlib.train import OPTIMIZERS
 
-    parser = argparse.ArgumentParser(prog="python -m subsetlib", description=__doc__)
+    parser = _Parser(prog="python -m subsetlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     models, datasets = ", ".join(model_names()), ", ".join(dataset_names())
 
@@ -114,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subset-epochs", type=_positive_int, default=10, help="epochs per subset phase or stage")
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     run.add_argument("--batch-size", type=_positive_int, default=128)
-    run.add_argument("--optimizer", default="adam")
+    run.add_argument("--optimizer", default="adam", help=", ".join(OPTIMIZERS))
     run.add_argument("--lr", type=float, default=1e-3)
     run.add_argument("--eval-every", type=float, default=0.5, help="epoch-equivalents between evaluations")
     run.add_argument("--augment", action="store_true")

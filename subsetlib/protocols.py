@@ -43,7 +43,7 @@ class RunConfig:
     def __post_init__(self):
         if self.batch_size <= 0:
             raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
-        if self.eval_every <= 0:
+        if not self.eval_every > 0:  # also NaN
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
         if self.eval_train_examples is not None and self.eval_train_examples <= 0:
             raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")

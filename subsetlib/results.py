@@ -70,7 +70,8 @@ def atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
             os.unlink(tmp)
 
 
-def check_writable(results_dir: str | os.PathLike) -> Path:
+def check_writable(results_dir: str | os.PathLike, what: str = "results directory",
+                   fix: str = "pass another --results") -> Path:
     """Fail early, with one line, when results could not be saved there."""
     path = Path(results_dir)
     try:
@@ -78,7 +79,7 @@ def check_writable(results_dir: str | os.PathLike) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as err:
-        raise UserError(f"results directory {path} is not writable ({err.strerror}): pass another --results") from None
+        raise UserError(f"{what} {path} is not writable ({err.strerror}): {fix}") from None
     return path
 
 

@@ -83,7 +83,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
     """Adam with lr 1e-3 is the paper's choice; SGD uses Nesterov momentum 0.9."""
-    if lr <= 0:
+    if not lr > 0:  # also NaN
         raise UserError(f"learning rate must be > 0 (got {lr})")
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr)

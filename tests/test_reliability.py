@@ -1,0 +1,474 @@
+"""What goes wrong in practice, one test per case: bad input wherever a user types something, damaged data files,
+runs killed half-way, several writers at once, reruns that must give the same numbers, and a damaged results file.
+Each test checks the message, the exit status, and that nothing was written or lost."""
+
+import gzip
+import json
+import math
+import multiprocessing
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import papermill
+import pytest
+import torch
+import yaml
+from conftest import PYTHON, REAL_DATA, child_env, main_in_process, tiny_config, wait_for, write_notebook
+
+from subsetlib import batch, data, protocols, q, results, train
+from subsetlib.errors import UserError
+from subsetlib.models import build_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def files_under(path: Path) -> dict[str, int]:
+    """Every file and folder under ``path`` with its modification time: to show that nothing changed."""
+    return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in sorted(path.rglob("*"))}
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1, f"expected one line on stderr, got: {err}"
+    assert lines[0].startswith("subsetlib: error: "), lines[0]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: CLI flags
+
+SYN = ["--dataset", "synthetic", "--device", "cpu"]
+BAD_FLAGS = {
+    "unknown dataset": (["run", "--dataset", "nope"], ["unknown dataset 'nope'", "mnist", "synthetic"]),
+    "unknown model": (["run", *SYN, "--model", "nope"], ["unknown model 'nope'", "cnn-simple", "mnist-fast"]),
+    "fraction 0": (["run", *SYN, "--protocol", "subset", "--fraction", "0"], ["fraction must lie in (0, 1]"]),
+    "fraction above 1": (["run", *SYN, "--protocol", "subset", "--fraction", "1.5"], ["(0, 1] (got 1.5)"]),
+    "fraction negative": (["run", *SYN, "--protocol", "growing", "--fraction", "-0.5"], ["(0, 1] (got -0.5)"]),
+    "fraction NaN": (["run", *SYN, "--protocol", "subset", "--fraction", "nan"], ["(0, 1] (got nan)"]),
+    "fraction not a number": (["run", *SYN, "--fraction", "half"], ["argument --fraction", "'half'"]),
+    "epochs 0": (["run", *SYN, "--epochs", "0"], ["argument --epochs: must be > 0"]),
+    "epochs negative": (["run", *SYN, "--epochs", "-3"], ["argument --epochs"]),
+    "epochs fractional": (["run", *SYN, "--epochs", "1.5"], ["argument --epochs", "not a whole number"]),
+    "subset epochs 0": (["run", *SYN, "--protocol", "subset", "--fraction", "0.5", "--subset-epochs", "0"],
+                        ["argument --subset-epochs"]),
+    "batch size 0": (["run", *SYN, "--batch-size", "0"], ["argument --batch-size"]),
+    "batch larger than training set": (["run", *SYN, "--batch-size", "2001"],
+                                       ["batch size 2001 exceeds the 2000 examples of the training set"]),
+    "batch larger than subset": (["run", *SYN, "--protocol", "subset", "--fraction", "0.1", "--batch-size", "300"],
+                                 ["batch size 300 exceeds the 200 examples of the subset"]),
+    "batch larger than Q subset": (["run", *SYN, "--protocol", "subset", "--target-q", "0.5", "--batch-size", "1500"],
+                                   ["exceeds the 1198 examples of the subset"]),
+    "target Q 0": (["run", *SYN, "--protocol", "subset", "--target-q", "0"], ["target Q must be a number > 0"]),
+    "target Q negative": (["run", *SYN, "--protocol", "subset", "--target-q", "-2"], ["target Q", "(got -2.0)"]),
+    "target Q NaN": (["run", *SYN, "--protocol", "subset", "--target-q", "nan"], ["target Q", "(got nan)"]),
+    "target Q unreachable": (["run", *SYN, "--protocol", "subset", "--target-q", "9"],
+                             ["target Q 9.0 needs K=21552 examples but synthetic has 2000"]),
+    "subset without its size": (["run", *SYN, "--protocol", "subset"], ["needs --fraction or --target-q"]),
+    "fraction and target Q": (["run", *SYN, "--protocol", "subset", "--fraction", "0.5", "--target-q", "1"],
+                              ["not both"]),
+    "growing by target Q": (["run", *SYN, "--protocol", "growing", "--target-q", "0.1"], ["growing needs --fraction"]),
+    "unknown protocol": (["run", *SYN, "--protocol", "magic"], ["invalid choice: 'magic'", "conventional"]),
+    "unknown optimizer": (["run", *SYN, "--optimizer", "rmsprop"], ["unknown optimizer 'rmsprop'", "adam, adamw, sgd"]),
+    "learning rate 0": (["run", *SYN, "--lr", "0"], ["learning rate must be > 0"]),
+    "learning rate NaN": (["run", *SYN, "--lr", "nan"], ["learning rate must be > 0 (got nan)"]),
+    "eval every 0": (["run", *SYN, "--eval-every", "0"], ["eval_every must be > 0"]),
+    "unknown device": (["run", "--dataset", "synthetic", "--device", "tpu"], ["unknown device 'tpu'", "cpu"]),
+    "missing GPU": (["run", "--dataset", "synthetic", "--device", "cuda:0"], ["no CUDA GPU is visible"]),
+    "unknown flag": (["run", *SYN, "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    "unknown command": (["train"], ["invalid choice: 'train'", "'q', 'run'"]),
+    "data not there": (["run", "--dataset", "mnist", "--data", "nowhere", "--device", "cpu"],
+                       ["dataset 'mnist' not found", "nowhere/MNIST"]),
+    "results under a file": (["run", *SYN, "--results", "notes.txt/results"],
+                             ["results directory notes.txt/results is not writable"]),
+    "q unknown dataset": (["q", "--dataset", "nope"], ["unknown dataset 'nope'", "fashion-mnist"]),
+    "q unknown model": (["q", "--model", "nope"], ["unknown model 'nope'"]),
+    "q fraction 0": (["q", "--fractions", "0.5", "0"], ["fraction must lie in (0, 1]"]),
+    "q target Q 0": (["q", "--target-q", "0"], ["target Q must be a number > 0"]),
+    "batch missing grid": (["batch", "grids/none.yaml"], ["grid file grids/none.yaml does not exist"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLAGS))
+def test_bad_cli_flags_end_in_one_line_and_write_nothing(case, tmp_path, monkeypatch, capsys):
+    argv, expected = BAD_FLAGS[case]
+    if case == "missing GPU" and torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    monkeypatch.chdir(tmp_path)  # the default --results is results/adhoc below the working directory
+    before = files_under(tmp_path)
+    rc, out, err = main_in_process(argv, capsys)
+    line = one_error_line(err)
+    assert rc == 2 and out == ""
+    for text in expected:
+        assert text in line, f"{text!r} not in {line!r}"
+    assert files_under(tmp_path) == before
+
+
+def test_bad_flags_in_a_real_process_exit_2_without_traceback(tmp_path):
+    """The same through ``python -m subsetlib``: a UserError and an argparse error, each one line and status 2."""
+    commands = [["run", "--dataset", "nope", "--results", "res"], ["run", "--dataset", "synthetic", "--epochs", "0"]]
+    procs = [subprocess.Popen([PYTHON, "-m", "subsetlib", *argv], cwd=tmp_path, env=child_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in commands]
+    for proc, expected in zip(procs, ["unknown dataset 'nope'", "argument --epochs: must be > 0"], strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and out == ""
+        assert expected in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: papermill parameters
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [
+    ({"epoch": 3}, "unknown parameter(s) epoch: this notebook takes dataset, epochs, lr, results_dir, scale, seed"),
+    ({"epochs": "three"}, "parameter epochs must be int like its default 2 (got 'three')"),
+])
+def test_notebook_rejects_bad_parameters(tmp_path, parameters, expected):
+    notebook = write_notebook(tmp_path / "nb.ipynb", body="open('body-ran.txt', 'w').write('it ran')")
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), parameters=parameters,
+                                   kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    assert caught.value.ename == "UserError"
+    assert caught.value.evalue == expected
+    assert not (tmp_path / "body-ran.txt").exists()  # stopped before the experiment
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: grid files
+
+
+def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
+    """A grid file with one mistake, and the texts its error must hold."""
+    notebook = write_notebook(tmp_path / "nb.ipynb")
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    stage = {"notebook": str(notebook), "output": "cell-{seed}.ipynb", "grid": {"seed": [0, 1]}}
+    spec = {"profile": "bad", "results": str(tmp_path / "results"), "output_dir": str(tmp_path / "book"),
+            "stages": [stage]}
+    expected = {
+        "invalid YAML": "is not valid YAML (line 2)",
+        "no stages": "needs a mapping with a non-empty 'stages' list",
+        "empty product": "every 'grid' entry in stage 1",
+        "unknown key": "unknown grid key(s) colour",
+        "unknown stage key": "unknown key(s) gird in stage 1",
+        "unknown parameter": f"unknown parameter(s) epoch for {tmp_path}/nb.ipynb: ",
+        "missing notebook": "notebook nothere.ipynb (stage 1",
+        "output name without parameter": "uses 'colour', which is not a parameter",
+        "results under a file": f"results directory {tmp_path}/notes.txt/results cannot be created",
+        "output under a file": f"output directory {tmp_path}/notes.txt/book cannot be created",
+    }[case]
+    expected = [expected]
+    if case == "no stages":
+        spec["stages"] = []
+    elif case == "empty product":
+        stage["grid"] = {"seed": []}
+    elif case == "unknown key":
+        spec["colour"] = "blue"
+    elif case == "unknown stage key":
+        stage["gird"] = stage.pop("grid")
+    elif case == "unknown parameter":
+        stage["parameters"] = {"epoch": 3}
+        expected.append("it takes dataset, epochs, lr, results_dir, scale, seed")
+    elif case == "missing notebook":
+        stage["notebook"] = "nothere.ipynb"
+    elif case == "output name without parameter":
+        stage["output"] = "cell-{colour}.ipynb"
+    elif case == "results under a file":
+        spec["results"] = str(tmp_path / "notes.txt" / "results")
+    elif case == "output under a file":
+        spec["output_dir"] = str(tmp_path / "notes.txt" / "book")
+    path = tmp_path / "grid.yaml"
+    text = yaml.safe_dump(spec, sort_keys=False)
+    path.write_text("profile: bad\n  stages: []\n" if case == "invalid YAML" else text)  # a key indented wrongly
+    return path, expected
+
+
+GRID_CASES = ["invalid YAML", "no stages", "empty product", "unknown key", "unknown stage key", "unknown parameter",
+              "missing notebook", "output name without parameter", "results under a file", "output under a file"]
+
+
+@pytest.mark.parametrize("case", GRID_CASES)
+def test_bad_grid_files_end_in_one_line_and_write_nothing(case, tmp_path, monkeypatch, capsys):
+    path, expected = grid_case(tmp_path, case)
+    monkeypatch.chdir(tmp_path)
+    before = files_under(tmp_path)
+    rc, out, err = main_in_process(["batch", str(path)], capsys)
+    line = one_error_line(err)
+    assert rc == 2 and out == ""
+    for text in expected:
+        assert text in line, f"{text!r} not in {line!r}"
+    assert files_under(tmp_path) == before
+    assert not (tmp_path / "results").exists() and not (tmp_path / "book").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: the Python API raises UserError, a ValueError
+
+
+def api_calls(synthetic) -> dict:
+    cfg = tiny_config()
+    model = build_model("cnn-simple", (1, 28, 28), 10)
+    return {
+        "dataset name": lambda: data.load("nope"),
+        "fraction": lambda: data.subset_indices(synthetic.y_train, 0, seed=0),
+        "device": lambda: data.resolve_device("tpu"),
+        "model name": lambda: build_model("nope", (1, 28, 28), 10),
+        "torchvision model on 1 channel": lambda: build_model("resnet18", (1, 28, 28), 10),
+        "optimizer": lambda: train.make_optimizer(model, "rmsprop"),
+        "learning rate": lambda: train.make_optimizer(model, "adam", -1.0),
+        "batch size": lambda: protocols.RunConfig(batch_size=0),
+        "unknown config key": lambda: protocols.config_from({"batchsize": 64}),
+        "wrong dataset for config": lambda: protocols.conventional(synthetic, tiny_config(dataset="mnist"), 0, 1),
+        "epochs 0": lambda: protocols.conventional(synthetic, cfg, 0, epochs=0),
+        "subset size twice": lambda: protocols.subset_pretraining(synthetic, cfg, 0, 1, 1, fraction=0.5, target_q=1),
+        "target Q unreachable": lambda: protocols.subset_pretraining(synthetic, cfg, 0, 1, 1, target_q=100),
+        "growth 1": lambda: protocols.growing(synthetic, cfg, 0, 0.25, 1, growth=1.0),
+        "stage epochs mismatch": lambda: protocols.growing(synthetic, cfg, 0, 0.25, [1, 1]),
+        "Q inputs": lambda: q.overdetermination_ratio(10, 10, 0),
+        "target Q": lambda: q.min_subset_size(100, 10, 0),
+        "results table": lambda: results.load("results", table="run"),
+        "grid file": lambda: batch.load_grid("no-such-grid.yaml"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(api_calls(None)))
+def test_python_api_raises_user_error(case, synthetic):
+    with pytest.raises(UserError) as caught:
+        api_calls(synthetic)[case]()
+    assert isinstance(caught.value, ValueError)
+    message = str(caught.value)
+    assert message and "\n" not in message
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data integrity: damaged copies of the real MNIST files
+
+RAW = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+       "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(scope="module")
+def pristine_mnist(tmp_path_factory) -> Path:
+    source = REAL_DATA / "MNIST" / "raw"
+    if not all((source / name).is_file() for name in RAW):
+        pytest.skip(f"the MNIST files are not in {source}")
+    root = tmp_path_factory.mktemp("pristine")
+    shutil.copytree(source, root / "MNIST" / "raw")
+    return root
+
+
+@pytest.fixture
+def mnist_copy(pristine_mnist, tmp_path) -> Path:
+    """A private copy of the real MNIST files (never the shared ones) for a test to damage."""
+    shutil.copytree(pristine_mnist, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def damage(root: Path, how: str) -> Path:
+    """Damage the last file the loader reads, so the others have been read (and must be discarded) already."""
+    path = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    raw = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "bytes flipped":
+        middle = len(raw) // 2
+        path.write_bytes(raw[:middle] + bytes(b ^ 0xFF for b in raw[middle: middle + 16]) + raw[middle + 16:])
+    else:
+        content = bytearray(gzip.decompress(raw))
+        if how == "not uint8":
+            content[2] = 0x0D  # IDX type code of float
+        else:  # header promises one more label than the file holds
+            content[4:8] = (int.from_bytes(content[4:8], "big") + 1).to_bytes(4, "big")
+        path.write_bytes(gzip.compress(bytes(content)))
+    return path
+
+
+@pytest.mark.parametrize(("how", "expected"), [
+    ("truncated", "the file is truncated or corrupt"),
+    ("bytes flipped", None),  # the gzip CRC may or may not catch it; the checksum always does
+    ("not uint8", "is not an IDX uint8 file"),
+    ("header count", "holds 10000 bytes of data, its header promises 10001"),
+])
+def test_damaged_data_file_is_named_and_nothing_is_loaded(mnist_copy, how, expected):
+    path = damage(mnist_copy, how)
+    before = files_under(mnist_copy)
+    with pytest.raises(UserError) as caught:
+        data.load("mnist", root=mnist_copy, device="cpu")
+    assert str(caught.value).startswith(f"checksum mismatch for {path}:")
+    if expected is not None:  # without the checksum the format checks must catch it themselves
+        with pytest.raises(UserError, match=str(path)) as caught:
+            data.load("mnist", root=mnist_copy, device="cpu", verify=False)
+        assert expected in str(caught.value)
+    assert files_under(mnist_copy) == before  # nothing written next to the data (no cache, no partial copy)
+
+
+def test_damaged_data_file_stops_a_run_before_training(mnist_copy, tmp_path, monkeypatch, capsys):
+    path = damage(mnist_copy, "bytes flipped")
+    monkeypatch.chdir(tmp_path)
+    before = files_under(tmp_path)
+    rc, out, err = main_in_process(["run", "--dataset", "mnist", "--data", str(mnist_copy), "--device", "cpu",
+                                    "--results", "res"], capsys)
+    assert rc == 2 and out == ""
+    assert f"checksum mismatch for {path}" in one_error_line(err)
+    assert files_under(tmp_path) == before  # no results folder: the run never started
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Killed runs
+
+RUN_ARGS = ["run", "--dataset", "synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "500",
+            "--eval-every", "100", "--seeds", "0", "1", "2", "--results", "res"]
+
+
+def check_store(store: Path) -> pd.DataFrame:
+    """Every file loads, and what ``results.load`` calls complete is complete: a summary, a curve ending at its
+    ledger, once."""
+    for path in store.rglob("*.parquet"):
+        pd.read_parquet(path)
+    runs = results.load(store)
+    if runs.empty:
+        assert results.load(store, "curves").empty
+        return runs
+    curves = results.load(store, "curves")
+    assert runs["run_id"].is_unique
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    for _, run in runs.iterrows():
+        curve = curves[curves["run_id"] == run["run_id"]]
+        assert curve["examples"].is_unique and curve["examples"].max() == run["total_examples"] == 2000
+    return runs
+
+
+def test_killed_run_leaves_no_partial_result_and_a_rerun_completes_it(tmp_path, children):
+    store = tmp_path / "res"
+
+    def written_since(table: str, since: float, pattern: str = "*") -> bool:
+        """A file (with ``pattern="*"`` also a temporary one being written) in a table, new since ``since``."""
+        for path in (store / table).glob(pattern):
+            try:
+                if path.stat().st_mtime >= since:
+                    return True
+            except FileNotFoundError:  # a temporary file renamed meanwhile
+                continue
+        return False
+
+    # 1. during start-up, before anything is stored
+    child = children(RUN_ARGS, tmp_path)
+    time.sleep(0.3)
+    child.kill_group()
+    assert check_store(store).empty
+    # 2. the moment the first curve is written (before, while or just after the summary is written)
+    start = time.time()
+    child = children(RUN_ARGS, tmp_path)
+    wait_for(lambda: written_since("curves", start), 120, "the first curve", child, poll=0.002)
+    child.kill_group()
+    assert len(check_store(store)) <= 1
+    # 3. during the second seed, after a complete first run
+    start = time.time()
+    child = children(RUN_ARGS, tmp_path)
+    wait_for(lambda: written_since("runs", start, "*.parquet"), 120, "the first summary", child)
+    child.kill_group()
+    assert 1 <= len(check_store(store)) < 3
+    # the rerun skips what is stored and completes the rest: each seed once
+    rc, out, err = children(RUN_ARGS, tmp_path).wait(timeout=180)
+    assert rc == 0, err
+    assert len(out.strip().splitlines()) == 3
+    runs = check_store(store)
+    assert sorted(runs["seed"]) == [0, 1, 2]
+    assert len(results.load(store, "curves")) == 3 * 2  # before and after the epoch, once per seed
+
+
+def test_run_killed_between_curve_and_summary_is_not_complete(synthetic, tmp_path):
+    """The exact state a kill between the two writes leaves (and a temporary file of a killed write)."""
+    store = tmp_path / "res"
+    run = protocols.conventional(synthetic, tiny_config(batch_size=500), 0, epochs=1)
+    rid = results.save(run, synthetic, store)
+    (store / "runs" / f"{rid}.parquet").unlink()
+    (store / "runs" / f".{rid}.parquet.x1y2z3.tmp").write_bytes(b"PAR1 half a file")
+    assert results.load(store).empty and results.load(store, "curves").empty
+    assert not results.has_run(store, rid)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Concurrent writers
+
+
+def fake_run(rid: str, writer: int) -> protocols.RunResult:
+    curve = [{"run_id": rid, "examples": e, "test_acc": 0.1 * e, "writer": writer} for e in range(3)]
+    return protocols.RunResult(curve, {"run_id": rid, "protocol": "fake", "seed": 0, "writer": writer})
+
+
+def save_many(barrier, store: str, writer: int, dataset: data.Dataset) -> None:
+    barrier.wait(timeout=60)
+    for i in range(3):
+        results.save(fake_run(f"w{writer}-r{i}", writer), dataset, store)
+        results.save(fake_run("shared", writer), dataset, store)
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(synthetic, tmp_path):
+    writers = 4
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(writers)
+    procs = [context.Process(target=save_many, args=(barrier, str(tmp_path), w, synthetic)) for w in range(writers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0] * writers
+    runs = results.load(tmp_path)
+    expected = {f"w{w}-r{i}" for w in range(writers) for i in range(3)} | {"shared"}
+    assert sorted(runs["run_id"]) == sorted(expected)  # 12 distinct runs and the shared one, each once
+    curves = results.load(tmp_path, "curves")
+    assert curves.groupby("run_id").size().to_dict() == dict.fromkeys(expected, 3)
+    shared = curves[curves["run_id"] == "shared"]
+    assert shared["writer"].nunique() == 1  # one writer's whole file, never a mix of two
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Determinism
+
+TIMINGS = ["train_seconds", "eval_seconds", "wall_seconds", "total_train_seconds", "total_eval_seconds"]
+
+
+def test_same_seed_gives_identical_metrics(mini):
+    cfg = tiny_config(batch_size=50, augment=True, eval_every=0.5, eval_train=True)
+
+    def run(seed: int) -> tuple[pd.DataFrame, dict]:
+        result = protocols.subset_pretraining(mini, cfg, seed, subset_epochs=2, finetune_epochs=1, fraction=0.25)
+        summary = {k: v for k, v in result.summary.items() if k not in TIMINGS}
+        return pd.DataFrame(result.curve).drop(columns=["train_seconds", "eval_seconds"]), summary
+
+    (first, first_summary), (again, again_summary) = run(0), run(0)
+    assert len(first) >= 4
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    phases = [json.loads(s["phases"]) for s in (first_summary, again_summary)]
+    for p in phases:
+        for phase in p.values():
+            del phase["train_seconds"], phase["eval_seconds"]
+    assert phases[0] == phases[1]
+    assert {k: v for k, v in first_summary.items() if k != "phases"} == {
+        k: v for k, v in again_summary.items() if k != "phases"}
+    other, _ = run(1)
+    assert not math.isclose(other["test_loss"].iloc[-1], first["test_loss"].iloc[-1], rel_tol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A damaged results file
+
+
+def test_damaged_results_file_is_named_and_the_others_load(synthetic, tmp_path):
+    for i in range(3):
+        results.save(fake_run(f"r{i}", 0), synthetic, tmp_path)
+    bad_summary, bad_curve = tmp_path / "runs" / "r1.parquet", tmp_path / "curves" / "r2.parquet"
+    bad_summary.write_bytes(b"not parquet at all")
+    bad_curve.write_bytes(bad_curve.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=f"unreadable results file {bad_summary}"):
+        runs = results.load(tmp_path)
+    assert sorted(runs["run_id"]) == ["r0", "r2"]
+    with pytest.warns(UserWarning, match=f"unreadable results file {bad_curve}"):
+        curves = results.load(tmp_path, "curves")
+    assert "r0" in set(curves["run_id"]) and "r2" not in set(curves["run_id"])
