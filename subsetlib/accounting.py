@@ -17,7 +17,7 @@ from subsetlib.errors import UserError
 
 COSTS = ("examples", "flops", "train_seconds", "epoch_equivalents")
 ARM_KEYS = ("protocol", "subset_fraction", "target_q", "subset_epochs", "finetune_epochs", "epochs", "growth",
-            "stage_epochs", "uniform")
+            "stage_epochs", "uniform", "lbfgs_iterations")
 
 
 def _fraction_text(f: float) -> str:
@@ -33,8 +33,11 @@ def arm_label(run: pd.Series) -> str:
     q = f"Q={run['subset_Q']:.3g}"
     if protocol == "growing":
         start = _fraction_text(run["subset_fraction"])
-        return f"growing from {start} ({q}), x{run['growth']:g}, {run['stage_epochs']} ep"
+        drawn = "uniform" if run.get("uniform") in (True, 1) else "stratified"  # numpy bools compare equal
+        return f"growing from {start} ({q}), x{run['growth']:g}, {run['stage_epochs']} ep, {drawn}"
     which = f"Q target {run['target_q']:g}" if pd.notna(run.get("target_q")) else _fraction_text(run["subset_fraction"])
+    if protocol == "lbfgs-subset":
+        return f"L-BFGS subset {which} ({q}), {int(run['lbfgs_iterations'])} it + {int(run['finetune_epochs'])} ep"
     return f"{protocol} {which} ({q}), {int(run['subset_epochs'])}+{int(run['finetune_epochs'])} ep"
 
 

@@ -9,11 +9,12 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 import torch
+from torch import nn
 
 from subsetlib import data as datamod
 from subsetlib import results
@@ -78,14 +79,33 @@ def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
     return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+PhaseTrainer = Callable[..., dict]
+"""(model, optimizer, data, indices, phase, cfg, generator, ledger, flops, every, on_every) -> extra phase info.
+
+It must add everything it spends to ``ledger`` (training time included) and call ``on_every`` whenever
+``ledger.examples`` crosses a multiple of ``every``, with its stopwatch paused."""
+
+
+def epoch_trainer(model: nn.Module, optimizer: torch.optim.Optimizer, data: datamod.Dataset, indices: torch.Tensor,
+                  phase: Phase, cfg: RunConfig, generator: torch.Generator, ledger: Ledger, flops: FlopMeter,
+                  every: int, on_every: Callable[[], None]) -> dict:
+    """The default phase trainer: ``phase.epochs`` mini-batch epochs with ``optimizer``."""
+    for _ in range(phase.epochs):
+        train_one_epoch(model, optimizer, data, indices, cfg.batch_size, generator, ledger, flops,
+                        augment_data=cfg.augment, amp=cfg.amp, every=every, on_every=on_every)
+    return {}
+
+
 def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-               params: dict | None = None, results_dir: str | None = None) -> RunResult:
+               params: dict | None = None, results_dir: str | None = None,
+               trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
     """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
 
     Subsets are nested across phases for one seed (a larger fraction contains a smaller one). Evaluations happen
     at the start, every ``cfg.eval_every`` epoch-equivalents of training, and at the end of every phase.
     With ``results_dir``, a run already stored there is loaded instead of trained, and a new run is saved: this is
-    what makes a rerun notebook resume.
+    what makes a rerun notebook resume. ``trainers`` maps a phase name to another way of training it (the default
+    is ``epoch_trainer``); what a trainer returns lands in the phase's info and in the summary.
     """
     if cfg.dataset != data.name:
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
@@ -97,14 +117,14 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
     if results_dir is not None and results.has_run(results_dir, rid):
         return RunResult(*results.load_run(results_dir, rid))
     run_started = datetime.now(UTC)
-    result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid)
+    result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid, dict(trainers or {}))
     if results_dir is not None:
         results.save(result, data, results_dir, run_started)
     return result
 
 
 def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-                  params: dict, rid: str) -> RunResult:
+                  params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
     torch.manual_seed(seed)
     model = build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device)
     p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
@@ -115,6 +135,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
     result = RunResult()
     started = time.time()
     phase_info: dict = {}
+    extras: dict = {}
 
     def sample(indices: torch.Tensor) -> torch.Tensor:
         """The examples on which a training-set loss is measured: all, or a fixed random sample (same for all arms)."""
@@ -151,15 +172,15 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         elif cfg.reset_optimizer and phase.fraction != previous.fraction:
             optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
         k = len(indices)
-        for _ in range(phase.epochs):
-            train_one_epoch(model, optimizer, data, indices, cfg.batch_size, generator, total, flops,
-                            augment_data=cfg.augment, amp=cfg.amp, every=every,
-                            on_every=lambda: record(phase, phase_start, indices))  # noqa: B023 (runs in this loop)
+        trainer = trainers.get(phase.name, epoch_trainer)
+        extra = trainer(model, optimizer, data, indices, phase, cfg, generator, total, flops, every,
+                        lambda: record(phase, phase_start, indices))  # noqa: B023 (runs in this loop)
+        extras.update(extra)
         record(phase, phase_start, indices)
         spent = Ledger(**{f: getattr(total, f) - getattr(phase_start, f) for f in total.as_dict()})
         phase_info[phase.name] = {"K": k, "Q": overdetermination_ratio(k, m, p), "fraction": phase.fraction,
                                   "epochs": phase.epochs, "membership": datamod.membership_hash(indices),
-                                  **spent.as_dict()}
+                                  **spent.as_dict(), **extra}
         previous = phase
 
     first = phases[0]
@@ -176,6 +197,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         "epoch_equivalents": total.examples / n,
         "phases": json.dumps(phase_info),
         "wall_seconds": time.time() - started,
+        **extras,
     }
     for row in curve:  # every curve row carries the subset's size and Q, so a plot never needs a join
         row.update(subset_fraction=first.fraction, subset_Q=result.summary["subset_Q"], P=p)
