@@ -44,7 +44,9 @@ def provenance(data: Dataset) -> dict:
     device = data.device
     return {
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # dirty: a tracked file changed, or code that git does not know yet (outputs such as results/ do not count)
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")
+                          or _git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
