@@ -270,7 +270,3 @@ def switch_point_sweep(data: datamod.Dataset, cfg: RunConfig, seed: int, fractio
     """The subset arm with several subset-phase lengths E_s: where should one switch to the full set?"""
     return [subset_pretraining(data, cfg, seed, e, finetune_epochs, fraction=fraction, results_dir=results_dir)
             for e in subset_epochs]
-
-
-PROTOCOLS = {"conventional": conventional, "subset": subset_pretraining, "growing": growing,
-             "sweep": switch_point_sweep}
