@@ -250,8 +250,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             raise UserError(f"{what} {folder} cannot be created ({existing} is not a writable folder): {fix}")
     for folder, what, fix in folders:
         check_writable(folder, what, fix)
-    todo = [c for c in grid.cells
-            if cell_status(grid, c) is None or (retry_failed and cell_status(grid, c) == "failed")]
+    rerun = {None, "failed"} if retry_failed else {None}
+    todo = [c for c in grid.cells if cell_status(grid, c) in rerun]  # each state file read once
     if not todo:
         return [json.loads(grid.state_path(c).read_text()) for c in grid.cells]
     for cell in todo:  # a runner killed mid-cell leaves its hidden partial notebook; it must not become a page
