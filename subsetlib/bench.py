@@ -26,7 +26,7 @@ from torch import nn
 from subsetlib.data import TORCHVISION_CLASSES, Dataset, DatasetSpec, load, resolve_device
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
-from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, train_one_epoch
+from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, train_one_epoch
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Shared bits
@@ -308,20 +308,21 @@ def one_cycle(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: f
 
 def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epochs: int = 2, batch_size: int = 500,
                    root: str | None = None, *, optimizer: str = "adam", lr: float = 0.01, warmup_frac: float = 0.2,
-                   amp: bool | None = None, channels_last: bool = False, compile: bool = False,
+                   precision: str | None = None, channels_last: bool = False, compile: bool = False,
                    dataset: str = "mnist") -> pd.DataFrame:
     """The conventional MNIST baseline: ``mnist-fast`` on the full training set, once per seed, one row per seed.
 
     Recipe: Adam with a one-cycle (linear up, linear down) lr schedule peaking at ``lr``, ``epochs`` passes in
-    batches of ``batch_size``, data resident on the device, bf16 autocast on a GPU unless ``amp=False``. The timed
+    batches of ``batch_size``, data resident on the device, bf16 autocast on a GPU unless
+    ``precision`` says otherwise. The timed
     region is ``train_one_epoch`` only (its CUDA-event / perf_counter stopwatch); a few untimed warm-up steps on every
     batch shape come first (CUDA context, cuDNN autotuning, compilation), test accuracy is measured after. FLOPs come
     from ``FlopMeter`` (measured once per batch shape); ``frac_peak`` divides the achieved rate by the device's dense
-    bf16 (with amp) or fp32 peak, NaN where the peak is unknown.
+    bf16 or fp32 peak, NaN where the peak is unknown.
     """
     _check_positive(epochs=epochs, batch_size=batch_size)
     dev = resolve_device(device)
-    amp = dev.type == "cuda" if amp is None else amp
+    precision = check_precision(precision or ("bf16" if dev.type == "cuda" else "fp32"))
     data = load(dataset, root=root, device=dev)
     n = len(data.y_train)
     everything = torch.arange(n, device=dev)
@@ -330,7 +331,7 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
         net = net.to(memory_format=torch.channels_last)
     trained = torch.compile(net) if compile else net  # compiled once; each seed loads fresh weights into ``net``
     flops = FlopMeter(net, data.spec.shape, data.num_classes)
-    peak = peak_flops(dev, "bf16" if amp else "fp32")
+    peak = peak_flops(dev, "bf16" if precision == "bf16" else "fp32")
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
@@ -338,7 +339,7 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
         warm_idx = everything[: 2 * batch_size + n % batch_size]
         warm_opt = make_optimizer(trained, optimizer, lr)
         train_one_epoch(trained, warm_opt, data, warm_idx, batch_size, torch.Generator(device=dev).manual_seed(0),
-                        Ledger(), flops, amp=amp)
+                        Ledger(), flops, precision=precision, channels_last=channels_last)
         rows = []
         for seed in seeds:
             torch.manual_seed(seed)
@@ -348,14 +349,15 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
             generator = torch.Generator(device=dev).manual_seed(seed)
             ledger = Ledger()
             for _ in range(epochs):
-                train_one_epoch(trained, opt, data, everything, batch_size, generator, ledger, flops, amp=amp)
+                train_one_epoch(trained, opt, data, everything, batch_size, generator, ledger, flops,
+                                precision=precision, channels_last=channels_last)
             test_loss, test_acc = evaluate(trained, data, "test")
             rate = ledger.flops / ledger.train_seconds
             rows.append({
                 "seed": seed, "test_acc": test_acc, "test_loss": test_loss, "train_seconds": ledger.train_seconds,
                 "examples": ledger.examples, "steps": ledger.steps, "flops": ledger.flops, "flop_per_s": rate,
                 "peak_flop_per_s": peak, "frac_peak": rate / peak, "device": device_name(dev), "dataset": dataset,
-                "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "amp": amp,
+                "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "precision": precision,
                 "channels_last": channels_last, "compile": compile, "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
             })

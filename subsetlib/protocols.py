@@ -21,7 +21,7 @@ from subsetlib import results
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
-from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, train_one_epoch
+from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, prepare_model, train_one_epoch
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ class RunConfig:
     lr: float = 1e-3
     batch_size: int = 128  # not stated in the paper
     augment: bool = False
-    amp: bool = False  # bf16 autocast, GPU only
+    precision: str = "fp32"  # fp32 | bf16 (autocast, on the CPU too) | fp64: a scientific parameter, see the speed page
+    channels_last: bool = True  # NHWC memory format for 4-D inputs: same arithmetic, faster convolutions
     eval_every: float = 0.5  # epoch-equivalents (full training set) between evaluations, the same for every arm
+    eval_dense: int = 0  # also evaluate at 1/2, 1/4, … 1/2^eval_dense of each phase: dense just after every switch
     eval_train: bool = True  # also evaluate loss on the training set: the paper judges by its minimum
     eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
     stratified: bool = True  # class-balanced subsets (the paper does not say how it drew them)
@@ -46,6 +48,9 @@ class RunConfig:
             raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
         if not self.eval_every > 0:  # also NaN
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
+        check_precision(self.precision)
+        if not isinstance(self.eval_dense, int) or not 0 <= self.eval_dense <= 20:
+            raise UserError(f"eval_dense must be a whole number from 0 to 20 (got {self.eval_dense!r})")
         if self.eval_train_examples is not None and self.eval_train_examples <= 0:
             raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")
 
@@ -79,21 +84,44 @@ def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
     return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-PhaseTrainer = Callable[..., dict]
-"""(model, optimizer, data, indices, phase, cfg, generator, ledger, flops, every, on_every) -> extra phase info.
+@dataclass
+class PhaseContext:
+    """What a phase trainer works with. It must add everything it spends to ``ledger`` (training time included) and
+    call ``on_eval`` whenever ``ledger.examples`` crosses a value of ``eval_at``, with its stopwatch paused."""
 
-It must add everything it spends to ``ledger`` (training time included) and call ``on_every`` whenever
-``ledger.examples`` crosses a multiple of ``every``, with its stopwatch paused."""
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: datamod.Dataset
+    indices: torch.Tensor  # the phase's training examples
+    phase: Phase
+    cfg: RunConfig
+    generator: torch.Generator
+    ledger: Ledger
+    flops: FlopMeter
+    eval_at: list[int]  # sorted ledger example counts at which to evaluate
+    on_eval: Callable[[], None]
 
 
-def epoch_trainer(model: nn.Module, optimizer: torch.optim.Optimizer, data: datamod.Dataset, indices: torch.Tensor,
-                  phase: Phase, cfg: RunConfig, generator: torch.Generator, ledger: Ledger, flops: FlopMeter,
-                  every: int, on_every: Callable[[], None]) -> dict:
-    """The default phase trainer: ``phase.epochs`` mini-batch epochs with ``optimizer``."""
-    for _ in range(phase.epochs):
-        train_one_epoch(model, optimizer, data, indices, cfg.batch_size, generator, ledger, flops,
-                        augment_data=cfg.augment, amp=cfg.amp, every=every, on_every=on_every)
+PhaseTrainer = Callable[[PhaseContext], dict]
+"""A phase trainer returns extra information about its phase (it lands in the phase's info and in the summary)."""
+
+
+def epoch_trainer(ctx: PhaseContext) -> dict:
+    """The default phase trainer: ``phase.epochs`` mini-batch epochs with the run's optimizer."""
+    cfg = ctx.cfg
+    for _ in range(ctx.phase.epochs):
+        train_one_epoch(ctx.model, ctx.optimizer, ctx.data, ctx.indices, cfg.batch_size, ctx.generator, ctx.ledger,
+                        ctx.flops, augment_data=cfg.augment, precision=cfg.precision,
+                        channels_last=cfg.channels_last, eval_at=ctx.eval_at, on_eval=ctx.on_eval)
     return {}
+
+
+def eval_points(start: int, length: int, every: int, dense: int) -> list[int]:
+    """Ledger example counts at which a phase of ``length`` examples starting at ``start`` is evaluated: every
+    multiple of ``every`` inside it, and ``start + length/2^k`` for k = 1..dense (dense just after the switch)."""
+    regular = range((start // every + 1) * every, start + length, every)
+    halving = (start + length // 2**k for k in range(1, dense + 1) if length // 2**k > 0)
+    return sorted(set(regular) | set(halving))
 
 
 def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
@@ -126,7 +154,8 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
 def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                   params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
     torch.manual_seed(seed)
-    model = build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device)
+    model = prepare_model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device),
+                          cfg.precision, cfg.channels_last)
     p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
     generator = torch.Generator(device=data.device).manual_seed(seed)
@@ -145,19 +174,20 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         return indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))[:cap]]
 
     train_probe = sample(torch.arange(n))
+    how = {"precision": cfg.precision, "channels_last": cfg.channels_last}
 
     def record(phase: Phase, phase_start: Ledger, indices: torch.Tensor) -> None:
         if result.curve and result.curve[-1]["examples"] == total.examples:
             return  # already evaluated at this point (a phase ended on an evaluation step)
         tic = time.perf_counter()
-        test_loss, test_acc = evaluate(model, data, "test", amp=cfg.amp)
+        test_loss, test_acc = evaluate(model, data, "test", **how)
         row = {"run_id": rid, "protocol": protocol, "seed": seed, "phase": phase.name,
                "phase_fraction": phase.fraction, "phase_epoch": (total.examples - phase_start.examples) / len(indices),
                "test_loss": test_loss, "test_acc": test_acc}
         if cfg.eval_train:
-            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", train_probe, amp=cfg.amp)
+            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", train_probe, **how)
         if phase.fraction < 1:
-            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", sample(indices), amp=cfg.amp)
+            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", sample(indices), **how)
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
@@ -173,8 +203,9 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
             optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
         k = len(indices)
         trainer = trainers.get(phase.name, epoch_trainer)
-        extra = trainer(model, optimizer, data, indices, phase, cfg, generator, total, flops, every,
-                        lambda: record(phase, phase_start, indices))  # noqa: B023 (runs in this loop)
+        at = eval_points(total.examples, k * phase.epochs, every, cfg.eval_dense)
+        extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, at,
+                                     lambda: record(phase, phase_start, indices)))  # noqa: B023 (runs in this loop)
         extras.update(extra)
         record(phase, phase_start, indices)
         spent = Ledger(**{f: getattr(total, f) - getattr(phase_start, f) for f in total.as_dict()})
@@ -192,7 +223,9 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         "final_test_acc": curve[-1]["test_acc"], "final_test_loss": curve[-1]["test_loss"],
         "best_test_acc": max(r["test_acc"] for r in curve),
         "final_train_loss": curve[-1].get("train_loss", math.nan),
-        "min_train_loss": min((r["train_loss"] for r in curve if "train_loss" in r), default=math.nan),
+        # lowest over evaluations after some training: the evaluation before the first step is not a result
+        "min_train_loss": min((r["train_loss"] for r in curve if "train_loss" in r and r["examples"] > 0),
+                              default=math.nan),
         **{f"total_{key}": value for key, value in total.as_dict().items()},
         "epoch_equivalents": total.examples / n,
         "phases": json.dumps(phase_info),

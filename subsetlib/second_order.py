@@ -13,6 +13,7 @@ The L-BFGS phase plugs into ``protocols.run_phases`` as a phase trainer, so the 
 storing work as for every other arm.
 """
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,9 +24,9 @@ from torch import nn
 
 from subsetlib import data as datamod
 from subsetlib.errors import UserError
-from subsetlib.protocols import Phase, PhaseTrainer, RunConfig, RunResult, fraction_for_q, run_phases
+from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, RunResult, fraction_for_q, run_phases
 from subsetlib.q import check_fraction
-from subsetlib.train import FlopMeter, Ledger, Stopwatch
+from subsetlib.train import Ledger, Stopwatch, inputs, prepare_model
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The full-batch loss and the L-BFGS phase
@@ -103,33 +104,35 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
     if history_size <= 0 or max_line_search <= 0:
         raise UserError(f"history_size and max_line_search must be > 0 (got {history_size}, {max_line_search})")
 
-    def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: datamod.Dataset, indices: torch.Tensor,
-              phase: Phase, cfg: RunConfig, generator: torch.Generator, ledger: Ledger, flops: FlopMeter,
-              every: int, on_every: Callable[[], None]) -> dict:
+    def train(ctx: PhaseContext) -> dict:
+        model, data, ledger = ctx.model, ctx.data, ctx.ledger
         model.train()
-        idx = indices.to(data.device)
-        x, y = datamod.normalize(data.x_train[idx], data.spec), data.y_train[idx]
-        closure = FullBatchLoss(model, x, y, ledger, flops, chunk_size)
+        model.to(memory_format=torch.contiguous_format)  # torch's L-BFGS flattens gradients with view(-1)
+        idx = ctx.indices.to(data.device)
+        # no bf16 autocast here: a line search compares losses to rounding error (fp64 stays fp64)
+        x, y = inputs(data.x_train[idx], data, ctx.cfg.precision, channels_last=False), data.y_train[idx]
+        closure = FullBatchLoss(model, x, y, ledger, ctx.flops, chunk_size)
         lbfgs = torch.optim.LBFGS(closure.params, lr=1.0, max_iter=1, max_eval=1 + max_line_search,
                                   history_size=history_size, tolerance_grad=tolerance_grad,
                                   tolerance_change=tolerance_change, line_search_fn="strong_wolfe")
         watch = Stopwatch(data.device)
         iterations, stopped = 0, "iterations"
-        for _ in range(phase.epochs):
+        for _ in range(ctx.phase.epochs):
             before_examples, before = ledger.examples, closure.flat()
             watch.start()
             loss = lbfgs.step(closure)
             ledger.steps += 1
             ledger.train_seconds += watch.stop()
             iterations += 1
-            if ledger.examples // every > before_examples // every:
-                on_every()
+            if bisect.bisect_right(ctx.eval_at, before_examples) < bisect.bisect_right(ctx.eval_at, ledger.examples):
+                ctx.on_eval()
             if not math.isfinite(float(loss)):
                 stopped = "non-finite loss"
                 break
             if torch.equal(closure.flat(), before):
                 stopped = "converged (no parameter change)"
                 break
+        prepare_model(model, ctx.cfg.precision, ctx.cfg.channels_last)
         return {"lbfgs_iterations_done": iterations, "closure_evaluations": closure.evaluations,
                 "repeated_evaluations_reused": closure.repeats, "lbfgs_stopped": stopped}
 

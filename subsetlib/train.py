@@ -5,10 +5,11 @@ one step, its FLOPs (forward + backward, measured once per batch shape with torc
 time (CUDA events on a GPU, perf_counter on a CPU). Evaluation time is kept apart and never counts as training.
 """
 
+import bisect
 import copy
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -70,7 +71,7 @@ class FlopMeter:
         if batch_size not in self.cache:
             probe = copy.deepcopy(self.model).train()
             device = next(probe.parameters()).device
-            x = torch.randn(batch_size, *self.example_shape, device=device)
+            x = torch.randn(batch_size, *self.example_shape, device=device, dtype=next(probe.parameters()).dtype)
             y = torch.randint(0, self.num_classes, (batch_size,), device=device)
             with FlopCounterMode(display=False) as counter:
                 F.cross_entropy(probe(x), y).backward()
@@ -94,8 +95,36 @@ def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> to
     raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
-def autocast(device: torch.device, amp: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+PRECISIONS = ("fp32", "bf16", "fp64")
+"""fp32: plain single precision. bf16: bfloat16 autocast (fp32 master weights and optimizer state) on the CPU as on a
+GPU. fp64: double precision throughout, which the paper's authors compared with single precision in earlier work."""
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast where asked for, on any device; a no-op context otherwise."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def prepare_model(model: nn.Module, precision: str = "fp32", channels_last: bool = False) -> nn.Module:
+    """The model in the dtype and memory format the loop will feed it (channels-last: NHWC convolutions, which
+    oneDNN on the CPU and cuDNN on a GPU run faster, most of all with bf16)."""
+    if precision == "fp64":
+        model = model.double()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def inputs(x: torch.Tensor, data: Dataset, precision: str, channels_last: bool) -> torch.Tensor:
+    """A uint8 batch as the model's input: normalized, in fp64 if asked, channels-last if asked."""
+    x = normalize(x, data.spec)
+    if precision == "fp64":
+        x = x.double()
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
 def train_one_epoch(
@@ -109,14 +138,15 @@ def train_one_epoch(
     flops: FlopMeter,
     *,
     augment_data: bool = False,
-    amp: bool = False,
-    every: int | None = None,
-    on_every: Callable[[], None] | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    eval_at: Sequence[int] = (),
+    on_eval: Callable[[], None] | None = None,
 ) -> None:
     """One pass over ``indices`` of the training set in random order, the last batch possibly smaller.
 
-    ``on_every`` (an evaluation, say) runs each time the ledger's example count crosses a multiple of ``every``;
-    the stopwatch pauses around it so that evaluation never counts as training time.
+    ``on_eval`` (an evaluation, say) runs each time the ledger's example count crosses a value of the sorted
+    ``eval_at``; the stopwatch pauses around it so that evaluation never counts as training time.
     """
     if batch_size <= 0:
         raise UserError(f"batch size must be > 0 (got {batch_size})")
@@ -129,8 +159,8 @@ def train_one_epoch(
         x = data.x_train[batch]
         if augment_data:
             x = augment(x, data.spec, generator)
-        with autocast(device, amp):
-            loss = F.cross_entropy(model(normalize(x, data.spec)), data.y_train[batch])
+        with autocast(device, precision):
+            loss = F.cross_entropy(model(inputs(x, data, precision, channels_last)), data.y_train[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -138,30 +168,31 @@ def train_one_epoch(
         ledger.examples += len(batch)
         ledger.steps += 1
         ledger.flops += flops(len(batch))
-        if on_every is not None and every and ledger.examples // every > before // every:
+        if on_eval is not None and bisect.bisect_right(eval_at, before) < bisect.bisect_right(eval_at, ledger.examples):
             ledger.train_seconds += watch.stop()
-            on_every()
+            on_eval()
             watch.start()
     ledger.train_seconds += watch.stop()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, data: Dataset, split: str = "test", indices: torch.Tensor | None = None,
-             batch_size: int = 500, amp: bool = False) -> tuple[float, float]:
+             batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy (a fraction) on a split, or on ``indices`` of the training set."""
     model.eval()
     x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     if indices is not None:
         idx = indices.to(data.device)
         x_all, y_all = x_all[idx], y_all[idx]
-    total_loss, correct = 0.0, 0
+    total_loss = torch.zeros((), device=data.device, dtype=torch.float64)
+    correct = torch.zeros((), device=data.device, dtype=torch.int64)
     for x, y in zip(x_all.split(batch_size), y_all.split(batch_size), strict=True):
-        with autocast(data.device, amp):
-            logits = model(normalize(x, data.spec))
-        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        with autocast(data.device, precision):
+            logits = model(inputs(x, data, precision, channels_last))
+        total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
     model.train()
-    return total_loss / len(y_all), correct / len(y_all)
+    return total_loss.item() / len(y_all), correct.item() / len(y_all)  # one device sync per evaluation
 
 
 def set_threads() -> None:

@@ -45,8 +45,8 @@ def _lbfgs_phase(small, iterations: int, chunk_size: int):
     ledger, flops = Ledger(), FlopMeter(model, small.spec.shape, 10)
     counter.calls = counter.examples = 0  # FlopMeter probes a deep copy; only the real model counts from here on
     phase = protocols.Phase("lbfgs", 0.2, iterations)
-    info = so.lbfgs_trainer(chunk_size=chunk_size)(model, None, small, indices, phase, cfg, None, ledger, flops,
-                                                   10**12, lambda: None)
+    ctx = protocols.PhaseContext(model, None, small, indices, phase, cfg, None, ledger, flops, [], lambda: None)
+    info = so.lbfgs_trainer(chunk_size=chunk_size)(ctx)
     return model, counter, ledger, flops, info, len(indices)
 
 
