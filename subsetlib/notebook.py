@@ -100,3 +100,17 @@ def _show_box(params: dict, injected: set[str]) -> None:
         f"<p>Scale: <b>{html.escape(str(scale))}</b>. Executed {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
         f"{html.escape(device)}, commit <code>{commit}</code>, torch {torch.__version__}, Python "
         f"{platform.python_version()}.</p><table>{rows}</table></div>"))
+
+
+def rerun(params: dict, notebook: str) -> None:
+    """End a page with the command that regenerates it from these very parameters (papermill, from the repository
+    root after the README's set-up), ready to copy and change."""
+    import json
+
+    from IPython.display import Markdown, display
+
+    values = {k: v for k, v in params.items() if k not in ("results_dir",)}
+    yaml_text = json.dumps(values)
+    display(Markdown(
+        "**Rerun this page** (from the repository root; runs already stored are loaded, not retrained):\n\n"
+        f"```bash\n.venv/bin/papermill {notebook} results/adhoc/{os.path.basename(notebook)} -y '{yaml_text}'\n```"))
