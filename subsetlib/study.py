@@ -63,7 +63,7 @@ def equal_budget_stages(start_fraction: float, growth: float, pre_examples: int,
 
 
 def _curve(curves: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    return curves[curves["run_id"] == run_id].sort_values("examples")
+    return curves[curves["run_id"] == run_id].sort_values("examples").reset_index(drop=True)
 
 
 def conventional_plateau(runs: pd.DataFrame, curves: pd.DataFrame, plan: Plan = PLAN) -> dict:
@@ -224,3 +224,45 @@ def q_or_fraction(minima: pd.DataFrame) -> dict:
     return {"testable": bool(np.isfinite(at_q) and np.isfinite(at_f)), "models": models[:2],
             "mismatch_at_equal_q": at_q, "mismatch_at_equal_fraction": at_f,
             "why": "" if np.isfinite(at_q) and np.isfinite(at_f) else "the two widths share no range of Q or fraction"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The arms, run or loaded
+
+
+def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: int | list[int], finetune_epochs: int,
+             results_dir: str) -> list[str]:
+    """Seed by seed, the conventional arm then one subset arm per fraction (and per subset-phase length when
+    ``subset_steps`` is a list); stored runs are loaded, not retrained. Returns the run ids."""
+    from subsetlib import data, protocols
+
+    steps_list = subset_steps if isinstance(subset_steps, list) else [subset_steps]
+    run_ids = []
+    for seed in seeds:
+        run = protocols.conventional(ds, cfg, seed, conventional_epochs, results_dir=results_dir)
+        run_ids.append(run.summary["run_id"])
+        for f in fractions:
+            k = len(data.subset_indices(ds.y_train, f, seed, cfg.stratified))
+            for steps in steps_list:
+                epochs = epochs_for_steps(steps, k, cfg.batch_size)
+                run = protocols.subset_pretraining(ds, cfg, seed, epochs, finetune_epochs, fraction=f,
+                                                   results_dir=results_dir)
+                run_ids.append(run.summary["run_id"])
+    return run_ids
+
+
+def load_runs(results_dir: str, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and curves of these run ids, from the results store."""
+    from subsetlib import results
+
+    runs = results.load(results_dir)
+    curves = results.load(results_dir, "curves")
+    return runs[runs["run_id"].isin(run_ids)], curves[curves["run_id"].isin(run_ids)]
+
+
+def best_fraction(costs: pd.DataFrame) -> float:
+    """The subset fraction where subset pretraining did best at the main accuracy target (the plan's rule for where
+    to run the baselines): most seeds reaching it, then the lowest mean examples ratio."""
+    main = costs[costs["main"] & (costs["metric"] == "test_acc") & (costs["protocol"] == "subset")]
+    arms = main.groupby("fraction").agg(reached=("reached", "sum"), ratio=("examples_ratio", "mean"))
+    return float(arms.sort_values(["reached", "ratio"], ascending=[False, True]).index[0])

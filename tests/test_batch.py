@@ -107,7 +107,7 @@ def curve(run_id: str, examples: list[int], acc: list[float], loss: list[float])
 
 
 CURVES = pd.concat([
-    # targets: test_acc >= mean(0.89, 0.91) - std = 0.9 - 0.01414 = 0.88586; train_loss <= 0.2 + 0.01414 = 0.21414
+    # targets (acc_gap 0.015, loss_factor 1.07): test_acc >= mean(0.89, 0.91) - 0.015 = 0.885; train_loss <= 0.214
     curve("c0", [0, 500, 1000, 1500, 2000], [0.1, 0.6, 0.87, 0.89, 0.89], [2.3, 0.8, 0.3, 0.21, 0.19]),
     curve("c1", [0, 500, 1000, 1500, 2000], [0.1, 0.7, 0.90, 0.91, 0.91], [2.3, 0.5, 0.21, 0.2, 0.21]),
     curve("s0", [0, 250, 500, 750, 1000, 1500], [0.1, 0.5, 0.88, 0.89, 0.91, 0.91], [2.3, 1.0, 0.5, 0.3, 0.2, 0.18]),
@@ -138,10 +138,10 @@ def test_cost_at_target_is_the_first_crossing():
 
 
 def test_time_to_target_reports_the_run_that_never_gets_there():
-    table = accounting.time_to_target(RUNS, CURVES).set_index(["run_id", "metric"])
+    table = accounting.time_to_target(RUNS, CURVES, acc_gap=0.015, loss_factor=1.07).set_index(["run_id", "metric"])
     assert len(table) == 8  # every run, both metrics: nothing dropped
-    assert table["target"].xs("test_acc", level="metric").iloc[0] == pytest.approx(0.9 - math.sqrt(2) * 0.01)
-    assert table["target"].xs("train_loss", level="metric").iloc[0] == pytest.approx(0.2 + math.sqrt(2) * 0.01)
+    assert table["target"].xs("test_acc", level="metric").iloc[0] == pytest.approx(0.885)
+    assert table["target"].xs("train_loss", level="metric").iloc[0] == pytest.approx(0.214)
     expected = {("c0", "test_acc"): 1500, ("c1", "test_acc"): 1000, ("s0", "test_acc"): 750,
                 ("c0", "train_loss"): 1500, ("c1", "train_loss"): 1000, ("s0", "train_loss"): 1000}
     for key, examples in expected.items():
@@ -154,7 +154,8 @@ def test_time_to_target_reports_the_run_that_never_gets_there():
         never = table.loc[("s1", metric)]
         assert not never["reached"]
         assert math.isnan(never["examples"]) and math.isnan(never["examples_ratio"])
-    summary = accounting.summarize(accounting.time_to_target(RUNS, CURVES)).set_index(["metric", "arm"])
+    table = accounting.time_to_target(RUNS, CURVES, acc_gap=0.015, loss_factor=1.07)
+    summary = accounting.summarize(table).set_index(["metric", "arm"])
     subset_arm = [arm for arm in summary.index.get_level_values("arm") if arm.startswith("subset")]
     assert set(subset_arm) == {"subset 1/4 (Q=6.3), 2+1 ep"}
     row = summary.loc[("test_acc", subset_arm[0])]

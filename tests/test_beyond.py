@@ -93,10 +93,10 @@ def test_lbfgs_subset_pretraining_run_works_with_results_and_accounting(small, t
     results.save(conventional, small, tmp_path)
     runs, curves = results.load(tmp_path), results.load(tmp_path, "curves")
     assert set(runs["protocol"]) == {"lbfgs-subset", "conventional"}
-    table = accounting.time_to_target(runs, curves, tolerance=0.5)
+    table = accounting.time_to_target(runs, curves, acc_gap=0.5)
     assert table[table["protocol"] == "conventional"]["reached"].all()
-    paper = accounting.paper_accounting(runs)
-    assert len(paper) == 2 and paper["budget_epoch_equivalents"].gt(0).all()
+    budgets = accounting.fixed_budgets(runs)
+    assert len(budgets) == 2 and budgets["budget_epoch_equivalents"].gt(0).all()
 
 
 def test_bad_input_is_a_user_error(small):

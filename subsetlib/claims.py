@@ -1,0 +1,138 @@
+"""The claims table: each claim, where it comes from, and a verdict computed by a rule fixed before the runs.
+
+Sources: "abstract" (the paper's own words), "secondary summary" (what summaries of the paper report; its tables
+could not be read) and "our inference". Verdicts: reproduced, partly, refuted, not testable at this budget, not run.
+A verdict that the budget decides is "not testable at this budget", never "refuted". Each rule is a plain function
+of the tables made by ``subsetlib.study`` and is unit-tested on hand-made tables.
+"""
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from subsetlib.study import PLAN, Plan
+
+REPRODUCED, PARTLY, REFUTED, NOT_TESTABLE, NOT_RUN = (
+    "reproduced", "partly", "refuted", "not testable at this budget", "not run")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    why: str  # the numbers behind it, in a sentence
+
+
+def subset_minimum_close(minima: pd.DataFrame, plan: Plan = PLAN) -> Verdict:
+    """"The loss minimum of the training set is close to the minima of its subsets" (abstract), judged on arms with
+    Q ≥ plan.q_high whose subset phase plateaued in most seeds: close (the plan's bounds) in every seed of every such
+    arm → reproduced; in some → partly; in none → refuted. No such arm → not testable."""
+    high = minima[minima["Q"] >= plan.q_high]
+    if high.empty:
+        return Verdict(NOT_TESTABLE, f"no subset arm with Q ≥ {plan.q_high:g} was run")
+    arms = high.groupby("fraction").agg(Q=("Q", "first"), plateaued=("plateaued", "mean"), close=("close", "mean"),
+                                        ratio=("loss_ratio", "mean"), seeds=("seed", "nunique"))
+    settled = arms[arms["plateaued"] > 0.5]
+    if settled.empty:
+        return Verdict(NOT_TESTABLE, f"no arm with Q ≥ {plan.q_high:g} plateaued on its subset in most seeds")
+    text = "; ".join(f"Q={row.Q:.3g}: loss {row.ratio:.2f}× lowest, close in {round(row.close * row.seeds)}/"
+                     f"{row.seeds} seeds" for row in settled.itertuples())
+    if (settled["close"] == 1).all():
+        return Verdict(REPRODUCED, text)
+    if (settled["close"] > 0).any():
+        return Verdict(PARTLY, text)
+    return Verdict(REFUTED, text)
+
+
+def q_threshold(minima: pd.DataFrame, plan: Plan = PLAN) -> Verdict:
+    """"A subset is representative when Q sufficiently exceeds unity" (abstract): arms with Q < 1 are never close
+    and the gap shrinks as Q grows (mean loss ratio falls from the smallest to the largest Q). Both → reproduced;
+    one → partly; neither → refuted; no arms on both sides of Q = 1 → not testable."""
+    arms = minima.groupby("fraction").agg(Q=("Q", "first"), close=("close", "mean"), ratio=("loss_ratio", "mean"))
+    below, above = arms[arms["Q"] < 1], arms[arms["Q"] >= 1]
+    if below.empty or above.empty:
+        return Verdict(NOT_TESTABLE, "no subset arms on both sides of Q = 1")
+    arms = arms.sort_values("Q")
+    none_below = bool((below["close"] == 0).all())
+    shrinks = bool(arms["ratio"].is_monotonic_decreasing)
+    text = (f"Q < 1 arms close in {(below['close'] > 0).sum()}/{len(below)}; loss ratio "
+            f"{arms['ratio'].iloc[0]:.2f}× at Q={arms['Q'].iloc[0]:.2g} to {arms['ratio'].iloc[-1]:.2f}× at "
+            f"Q={arms['Q'].iloc[-1]:.3g}, {'falling' if shrinks else 'not falling'} steadily with Q")
+    return Verdict(REPRODUCED if none_below and shrinks else PARTLY if none_below or shrinks else REFUTED, text)
+
+
+def q_governs(comparison: dict) -> Verdict:
+    """Q rather than the fraction governs the gap (our inference from the abstract's use of Q): across two widths
+    of one model family, the gap mismatch at equal Q is below 0.8× that at equal fraction → reproduced; above
+    1.25× → refuted; in between → partly (neither clearly)."""
+    if not comparison.get("testable"):
+        return Verdict(NOT_TESTABLE, comparison.get("why", "not enough widths"))
+    at_q, at_f = comparison["mismatch_at_equal_q"], comparison["mismatch_at_equal_fraction"]
+    text = f"mean |Δ log loss ratio| between widths: {at_q:.2f} at equal Q, {at_f:.2f} at equal fraction"
+    if at_q < 0.8 * at_f:
+        return Verdict(REPRODUCED, text)
+    if at_q > 1.25 * at_f:
+        return Verdict(REFUTED, text)
+    return Verdict(PARTLY, text)
+
+
+def _reached_every_seed(costs: pd.DataFrame, label: str) -> pd.DataFrame:
+    arms = costs[(costs["protocol"] != "conventional") & (costs["label"] == label) & (costs["Q"] > 1)]
+    return arms.groupby(["protocol", "fraction"]).agg(Q=("Q", "first"), reached=("reached", "all"),
+                                                      seeds=("seed", "nunique"), ratio=("examples_ratio", "mean"))
+
+
+def equal_results(costs: pd.DataFrame, goals: pd.DataFrame) -> Verdict:
+    """"Results equal to conventional training" (abstract): some arm with Q > 1 reaches the main targets (accuracy
+    and training loss) in every seed within its budget → reproduced; reaches the loosest accuracy target in every
+    seed → partly; neither → refuted."""
+    main = goals[goals["main"]]
+    loosest = goals[goals["metric"] == "test_acc"].sort_values("target").iloc[0]["label"]
+    both = None
+    for label in main["label"]:
+        ok = _reached_every_seed(costs, label)["reached"]
+        both = ok if both is None else both & ok
+    if both is not None and both.any():
+        names = ", ".join(f"1/{round(1 / f)}" for _, f in both[both].index)
+        return Verdict(REPRODUCED, f"subsets {names} reached both main targets in every seed")
+    loose = _reached_every_seed(costs, loosest)
+    if loose["reached"].any():
+        return Verdict(PARTLY, f"only the loosest target ({loosest}) was reached in every seed, by "
+                       f"{int(loose['reached'].sum())} of {len(loose)} arms with Q > 1")
+    return Verdict(REFUTED, "no arm with Q > 1 reached even the loosest accuracy target in every seed")
+
+
+def tenth_time_to_target(costs: pd.DataFrame, plan: Plan = PLAN) -> Verdict:
+    """"Computing expense reduced to a tenth or less" (abstract), as cost to reach the main accuracy target: the
+    best arm (reached in every seed) has a mean examples ratio ≤ 0.1 → reproduced. Otherwise, if even the cheapest
+    arm's subset phase alone cost more than a tenth of the conventional cost, the design could not show a tenth →
+    not testable at this budget; else refuted."""
+    label = costs.loc[costs["main"] & (costs["metric"] == "test_acc"), "label"].iloc[0]
+    arms = _reached_every_seed(costs, label)
+    conv = costs[(costs["protocol"] == "conventional") & (costs["label"] == label)]["epoch_equivalents"].mean()
+    pre = costs[(costs["protocol"] != "conventional") & (costs["label"] == label)]["pre_cost"].min()
+    good = arms[arms["reached"]]
+    if not good.empty and good["ratio"].min() <= plan.tenth:
+        return Verdict(REPRODUCED, f"best mean ratio {good['ratio'].min():.2f}")
+    best = f"best mean ratio {good['ratio'].min():.2f}" if not good.empty else "no arm reached it in every seed"
+    if pre > plan.tenth * conv:
+        return Verdict(NOT_TESTABLE, f"{best}; the shortest subset phase alone cost {pre:.2g} epochs against "
+                       f"{plan.tenth:g} × {conv:.2g} for a tenth of conventional")
+    return Verdict(REFUTED, best)
+
+
+def any_saving(costs: pd.DataFrame) -> Verdict:
+    """Subset pretraining saves compute at all (our inference, the weaker form of the abstract's claim): some arm
+    reaches the main accuracy target in every seed at a mean examples ratio below 1 with every seed below 1 →
+    reproduced; mean below 1 only → partly; else refuted."""
+    label = costs.loc[costs["main"] & (costs["metric"] == "test_acc"), "label"].iloc[0]
+    arms = costs[(costs["protocol"] != "conventional") & (costs["label"] == label)]
+    per_arm = arms.groupby(["protocol", "fraction"]).agg(
+        all_reached=("reached", "all"), mean=("examples_ratio", "mean"), worst=("examples_ratio", "max"))
+    per_arm = per_arm[per_arm["all_reached"]]
+    if per_arm.empty:
+        return Verdict(REFUTED, "no arm reached the main accuracy target in every seed")
+    best = per_arm.sort_values("mean").iloc[0]
+    text = f"best arm: mean ratio {best['mean']:.2f}, worst seed {best['worst']:.2f}"
+    if (per_arm["worst"] < 1).any():
+        return Verdict(REPRODUCED, text)
+    return Verdict(PARTLY if best["mean"] < 1 else REFUTED, text)
