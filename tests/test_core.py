@@ -223,3 +223,46 @@ def test_cli_q_in_process(capsys):
     rc, out, err = main_in_process(Q_ARGS, capsys)
     assert rc == 0, err
     check_q_output(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Precision, memory format and the evaluation schedule
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp64"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_every_precision_and_layout_trains_with_the_same_ledger(mini, precision, channels_last):
+    cfg = tiny_config(dataset=mini.name, batch_size=100, precision=precision, channels_last=channels_last)
+    run = protocols.subset_pretraining(mini, cfg, 0, subset_epochs=1, finetune_epochs=1, fraction=0.5)
+    s = run.summary
+    assert s["total_examples"] == 200 + 400 and s["total_steps"] == 2 + 4
+    assert math.isfinite(s["final_test_loss"]) and s["precision"] == precision and s["channels_last"] == channels_last
+    others = {protocols.run_id("subset", protocols.RunConfig(**{**cfg.__dict__, "precision": p}), 0)
+              for p in ("fp32", "bf16", "fp64")}
+    assert len(others) == 3  # precision is part of what defines a run
+
+
+def test_fp64_trains_in_double_and_bf16_differs_from_fp32_only_by_rounding(mini):
+    losses = {}
+    for precision in ("fp32", "bf16", "fp64"):
+        cfg = tiny_config(dataset=mini.name, batch_size=100, precision=precision)
+        losses[precision] = protocols.conventional(mini, cfg, 0, epochs=1).summary["final_test_loss"]
+    assert losses["fp32"] == pytest.approx(losses["fp64"], rel=1e-3)
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05) and losses["bf16"] != losses["fp32"]
+
+
+def test_unknown_precision_is_a_user_error():
+    with pytest.raises(UserError, match="precision"):
+        tiny_config(precision="fp16")
+
+
+def test_evaluation_points_are_dense_after_each_switch():
+    assert protocols.eval_points(0, 1000, every=400, dense=0) == [400, 800]
+    assert protocols.eval_points(0, 1000, every=400, dense=3) == [125, 250, 400, 500, 800]
+    assert protocols.eval_points(1000, 800, every=400, dense=2) == [1200, 1400, 1600]
+    cfg = tiny_config(dataset="synthetic", batch_size=100, eval_every=0.25, eval_dense=2, eval_train=True)
+    run = protocols.conventional(data.load("synthetic", device="cpu"), cfg, 0, epochs=2)
+    # 2 epochs of 2000: regular points every 500, dense ones at 1000 and 2000 (1/4 and 1/2 of the phase), the end
+    assert [row["examples"] for row in run.curve] == [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000]
+    first = [row for row in run.curve if row["examples"] > 0]
+    assert run.summary["min_train_loss"] == min(row["train_loss"] for row in first)  # the initial loss is excluded
