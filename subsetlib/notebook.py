@@ -3,20 +3,26 @@
 A notebook starts with ``SMOKE = nb.begin(globals())``, then its cell tagged ``parameters``, then
 ``params = nb.end(globals())``. papermill only warns about parameters a notebook does not declare; ``end`` turns
 that into an error, checks the injected values against the defaults' types, and shows the values actually used in
-a provenance box (the book hides papermill's injected cell).
+a provenance box (the book hides papermill's injected cell). ``footer`` ends every page: it names the commits the
+shown runs were made at in that box and prints the command that regenerates the page.
 """
 
 import ast
 import html
+import json
 import os
 import platform
+import shlex
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 from subsetlib.data import REPO_ROOT
 from subsetlib.errors import UserError
 
 SMOKE_ENV = "SUBSETLIB_SMOKE"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BOX_ID = "subsetlib-provenance"
 _state: dict = {}
 
 
@@ -76,41 +82,105 @@ def end(namespace: dict) -> dict:
         if not _type_ok(default, params[name]):
             raise UserError(f"parameter {name} must be {type(default).__name__} like its default {default!r} "
                             f"(got {params[name]!r})")
-    _show_box(params, injected)
+    _state.update(params=dict(params), injected=sorted(injected))
+    if isinstance(params.get("results_dir"), str):  # relative to notebooks/, whatever the working directory
+        params["results_dir"] = namespace["results_dir"] = str(results_path(params["results_dir"]))
+    _show_box(_state["params"], injected)
     return params
+
+
+def results_path(results_dir: str) -> Path:
+    """A relative ``results_dir`` means relative to ``notebooks/`` (where the batch runner starts a notebook), so an
+    ad-hoc run from the repository root or anywhere else stores its runs in the repository's ``results/``."""
+    path = Path(results_dir)
+    return path if path.is_absolute() else (NOTEBOOKS / path).resolve()
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def box_html(params: dict, injected: set[str] | list[str], run_commits: list[str] | None = None) -> str:
+    """One line a reader can take in (scale, commits of the runs, device, when), the full parameters folded below."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    scale = "smoke test (tiny sizes for CI)" if smoke() else params.get("scale", "ad hoc")
+    page_commit = _commit()
+    commits = sorted(set(run_commits or []))
+    if not commits:
+        made = f"commit <code>{page_commit}</code>"
+    elif len(commits) == 1:
+        made = f"runs made at commit <code>{commits[0]}</code>" + (
+            "" if commits[0] == page_commit else f", page rendered at <code>{page_commit}</code>")
+    else:
+        made = (f"runs span {len(commits)} commits ({', '.join(f'<code>{c}</code>' for c in commits)}), "
+                f"page rendered at <code>{page_commit}</code>")
+    rows = "".join(
+        f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code>"
+        f"{' (set by the run)' if k in injected else ''}</td></tr>" for k, v in params.items())
+    return (f'<div class="admonition note subsetlib-provenance"><p class="admonition-title">Provenance</p>'
+            f"<p><b>{html.escape(str(scale))}</b> · {made} · {html.escape(device)} · "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>"
+            f"<details><summary>All {len(params)} parameters, torch {torch.__version__}, Python "
+            f"{platform.python_version()}</summary><table>{rows}</table></details></div>")
 
 
 def _show_box(params: dict, injected: set[str]) -> None:
     from IPython.display import HTML, display
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    rows = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code>"
-        f"{' (set by the run)' if k in injected else ''}</td></tr>" for k, v in params.items())
-    scale = "smoke test (tiny sizes for CI)" if smoke() else params.get("scale", "ad hoc")
-    display(HTML(
-        f'<div class="admonition note"><p class="admonition-title">Provenance of this page</p>'
-        f"<p>Scale: <b>{html.escape(str(scale))}</b>. Executed {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
-        f"{html.escape(device)}, commit <code>{commit}</code>, torch {torch.__version__}, Python "
-        f"{platform.python_version()}.</p><table>{rows}</table></div>"))
+    display(HTML(box_html(params, injected)), display_id=BOX_ID)
 
 
-def rerun(params: dict, notebook: str) -> None:
-    """End a page with the command that regenerates it from these very parameters (papermill, from the repository
-    root after the README's set-up), ready to copy and change."""
-    import json
+def rerun_command(notebook: str, params: dict | None = None, injected: list[str] | None = None) -> str:
+    """The papermill command, run from the repository root, that regenerates this page with its own parameters.
 
-    from IPython.display import Markdown, display
+    Strings go through ``-r`` (raw, so "1e-3" stays text), lists and mappings through one ``-y`` YAML mapping,
+    numbers and booleans through ``-p``.
+    """
+    params = _state.get("params", {}) if params is None else params
+    names = _state.get("injected", []) if injected is None else injected
+    name = Path(notebook).stem
+    parts = [f".venv/bin/papermill notebooks/{name}.ipynb results/adhoc/{name}.ipynb --cwd notebooks"]
+    structured = {}
+    for key in names:
+        value = params[key]
+        if isinstance(value, list | tuple | dict):
+            structured[key] = list(value) if isinstance(value, tuple) else value
+        elif isinstance(value, str):
+            parts.append(f"-r {key} {shlex.quote(value)}")
+        else:
+            parts.append(f"-p {key} {value!r}")
+    if structured:
+        parts.append(f"-y {shlex.quote(json.dumps(structured))}")
+    return " \\\n    ".join(parts)
 
-    values = {k: v for k, v in params.items() if k not in ("results_dir",)}
-    yaml_text = json.dumps(values)
-    display(Markdown(
-        "**Rerun this page** (from the repository root; runs already stored are loaded, not retrained):\n\n"
-        f"```bash\n.venv/bin/papermill {notebook} results/adhoc/{os.path.basename(notebook)} -y '{yaml_text}'\n```"))
+
+def batch_command(params: dict | None = None) -> str | None:
+    """The batch command of the grid whose results this page shows (None for an ad-hoc run)."""
+    params = _state.get("params", {}) if params is None else params
+    profile = Path(str(params.get("results_dir", ""))).name
+    grid = REPO_ROOT / "grids" / f"{profile}.yaml"
+    return f".venv/bin/python -m subsetlib batch grids/{profile}.yaml" if grid.is_file() else None
+
+
+def footer(notebook: str, runs=None) -> None:
+    """End a page: name the commits of ``runs`` (a DataFrame with ``git_commit``) in the provenance box, and show
+    the commands that regenerate the page, ready to copy and change."""
+    from IPython.display import HTML, Markdown, display, update_display
+
+    if runs is not None and "git_commit" in runs and "params" in _state:
+        commits = [str(c)[:10] for c in runs["git_commit"].dropna().unique()]
+        update_display(HTML(box_html(_state["params"], _state["injected"], commits)), display_id=BOX_ID)
+    text = ["**Rerun this page.** From the repository root, after `bash scripts/setup.sh`; change any value to "
+            "explore (a changed parameter is trained anew, stored runs are loaded):", "",
+            "```bash", "mkdir -p results/adhoc", rerun_command(notebook), "```"]
+    batch = batch_command()
+    if batch:
+        text += ["", "Or the whole grid this page belongs to (cells already done are skipped):", "",
+                 "```bash", batch, "```"]
+    display(Markdown("\n".join(text)))
