@@ -88,9 +88,10 @@ def dataset_key(name: str) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
-def arm_color(protocol: str, fraction: float | None = None) -> str:
+def arm_color(protocol: str, fraction: float | None = None, growth: float | None = None) -> str:
     """One colour per arm on every page: conventional black, subsets by log2(fraction) on a fixed colormap
-    (1/512 ... 1/2), growing schedules orange, L-BFGS subsets purple, anything else grey."""
+    (1/512 ... 1/2), growing schedules in oranges (darker for faster pacing ``growth``, else by fraction), L-BFGS
+    subsets purple, anything else grey."""
     if protocol == "conventional":
         return CONVENTIONAL
     if protocol == "lbfgs-subset":
@@ -101,6 +102,8 @@ def arm_color(protocol: str, fraction: float | None = None) -> str:
     where = 0.5 if fraction is None or not fraction > 0 else (min(max(math.log2(fraction), lo), hi) - lo) / (hi - lo)
     if protocol == "subset":
         return mpl.colors.to_hex(mpl.colormaps[_SUBSET_MAP](0.05 + 0.8 * where))
+    if growth is not None and growth > 1:
+        where = 1 - min(math.log2(growth), 4.0) / 4  # pacing 2 ... 16
     return mpl.colors.to_hex(mpl.colormaps[_GROWING_MAP](0.9 - 0.45 * where))
 
 
@@ -113,9 +116,13 @@ def palette(runs: pd.DataFrame, label: str = "arm") -> dict[str, str]:
     """``{arm label: colour}`` for seaborn's ``palette=``/``hue_order=``, from runs with ``protocol`` and
     ``subset_fraction`` columns; ordered by ``arm_key``."""
     arms = runs.drop_duplicates(label)
-    fractions = arms["subset_fraction"] if "subset_fraction" in arms else pd.Series(np.nan, index=arms.index)
-    keyed = sorted(zip(arms[label], arms["protocol"], fractions, strict=True), key=lambda a: arm_key(a[1], a[2]))
-    return {name: arm_color(protocol, fraction) for name, protocol, fraction in keyed}
+    nan = pd.Series(np.nan, index=arms.index)
+    fractions = arms["subset_fraction"] if "subset_fraction" in arms else nan
+    growths = arms["growth"] if "growth" in arms else nan
+    keyed = sorted(zip(arms[label], arms["protocol"], fractions, growths, strict=True),
+                   key=lambda a: (*arm_key(a[1], a[2]), a[3] if a[3] == a[3] else 0, a[0]))
+    return {name: arm_color(protocol, fraction, growth if growth == growth else None)
+            for name, protocol, fraction, growth in keyed}
 
 
 def show(fig: Figure, caption: str) -> None:

@@ -50,6 +50,7 @@ def test_same_fraction_same_colour_and_fixed_arm_colours():
     assert present.arm_color("lbfgs-subset", 0.1) == present.arm_color("lbfgs-subset", 0.5)
     assert present.arm_color("growing", 1 / 8) != present.arm_color("subset", 1 / 8)
     assert present.arm_color("something-new") == present.OTHER
+    assert present.arm_color("growing", 1 / 8, growth=2) != present.arm_color("growing", 1 / 8, growth=4)
 
 
 def test_palette_orders_arms_conventional_first_then_larger_subsets():
