@@ -323,6 +323,18 @@ def test_probe_measures_what_a_reader_sees(tmp_path):
     assert links_to(results["good"], tmp_path / "claims.html")
 
 
+def test_subset_planner_embeds_registry_numbers_and_loads_nothing():
+    rows = planner.pairs(["cnn-simple"], ["mnist"])
+    table = q.q_table("cnn-simple", "mnist", [1])
+    assert rows[0]["P"] == table["P"].iloc[0] and rows[0]["N"] == 60000 and rows[0]["M"] == 10
+    assert rows[0]["flops_per_example"] > 2 * rows[0]["P"]  # forward and backward touch every weight
+    page = planner.calculator_html(rows)
+    data = re.search(r'<script type="application/json" id="subsetlib-planner-data">(.*?)</script>', page, re.S)
+    assert json.loads(data.group(1)) == rows and network_loads(page) == [] and "src=" not in page
+    with pytest.raises(ValueError, match="at least one"):
+        planner.calculator_html([])
+
+
 def test_subset_planner_computes_in_the_browser(tmp_path):
     """The calculator of the Q planner page, with real registry numbers: fraction and target Q give the K and Q that
     subsetlib.q computes, an unreachable Q and a bad fraction are said so, and the cost is K/N epochs and K·FLOPs."""
