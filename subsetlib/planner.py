@@ -1,0 +1,108 @@
+"""The subset planner in the Q planner page: a small calculator that runs in the reader's browser, offline.
+
+The notebook measures what the calculator needs for each model/dataset pair (P, M, the training-set size N, and the
+FLOPs of one training step per example) and embeds it as JSON with plain JavaScript, so that a reader can try any
+fraction or target Q without running Python and without loading anything from the network.
+"""
+
+import html
+import json
+from collections.abc import Sequence
+
+from subsetlib import data, models, present, q, train
+
+
+def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict]:
+    """P, M, N and training FLOPs per example (forward + loss + backward at batch size 1) per model/dataset pair,
+    each model built for the dataset's input shape and classes, as the runs build it."""
+    rows = []
+    for name in dataset_names:
+        spec = data.dataset_spec(name)
+        for model_name in model_names:
+            model = models.build_model(model_name, spec.shape, spec.num_classes)
+            rows.append({"model": model_name, "dataset": name, "dataset_title": present.dataset_title(name),
+                         "P": q.count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
+                         "flops_per_example": train.FlopMeter(model, spec.shape, spec.num_classes)(1)})
+    return rows
+
+
+_SCRIPT = """
+(function () {
+  var root = document.getElementById(%(id)s);
+  var pairs = JSON.parse(document.getElementById(%(data_id)s).textContent);
+  var field = function (name) { return root.querySelector('[name="' + name + '"]'); };
+  var out = function (name, text) { root.querySelector('[data-out="' + name + '"]').textContent = text; };
+  var whole = function (v) { return Math.round(v).toLocaleString('en-US'); };
+  var sig = function (v) { return Number(v.toPrecision(3)).toLocaleString('en-US', {maximumFractionDigits: 20}); };
+  function update() {
+    var model = field('model').value, dataset = field('dataset').value, mode = field('mode').value;
+    var value = parseFloat(field('value').value);
+    var pair = pairs.find(function (p) { return p.model === model && p.dataset === dataset; });
+    var k = NaN, problem = '';
+    if (mode === 'fraction') {
+      if (!(value > 0 && value <= 1)) { problem = 'The fraction must lie in (0, 1], e.g. 0.0625 for 1/16.'; }
+      else { k = Math.round(value * pair.N); }
+    } else if (!(value > 0 && isFinite(value))) {
+      problem = 'The target Q must be a number above 0.';
+    } else {
+      k = Math.ceil(value * pair.P / pair.M - 1e-9);
+      if (k > pair.N) { problem = 'Not reachable: Q ' + value + ' needs K = ' + whole(k) + ' examples, but the ' +
+                                  'training set has ' + whole(pair.N) + '.'; }
+    }
+    out('P', whole(pair.P)); out('M', whole(pair.M)); out('N', whole(pair.N));
+    out('problem', problem);
+    var ok = problem === '';
+    out('K', ok ? whole(k) : '–');
+    out('Q', ok ? sig(k * pair.M / pair.P) : '–');
+    out('epochs', ok ? sig(k / pair.N) : '–');
+    out('gflops', ok ? sig(k * pair.flops_per_example / 1e9) : '–');
+    root.setAttribute('data-ready', 'yes');
+  }
+  root.addEventListener('input', update);
+  root.addEventListener('change', update);
+  update();
+})();
+"""
+
+
+def calculator_html(rows: Sequence[dict], element_id: str = "subsetlib-planner", fraction: float = 1 / 16) -> str:
+    """The calculator as one HTML fragment (form, data, script), for ``IPython.display.HTML``.
+
+    K is the subset size: round(fraction·N) for a fraction, else the smallest K with K·M/P ≥ the target Q (as
+    ``q.q_table`` computes them). One subset epoch costs K/N epoch-equivalents and K × FLOPs per example.
+    """
+    if not rows:
+        raise ValueError("the calculator needs at least one model/dataset pair")
+    data_id = f"{element_id}-data"
+    payload = json.dumps(list(rows)).replace("</", "<\\/")
+    models_ = list(dict.fromkeys(r["model"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    titles = {r["dataset"]: r["dataset_title"] for r in rows}
+
+    def options(values: list[str], label: dict | None = None) -> str:
+        return "".join(f'<option value="{html.escape(v)}">{html.escape((label or {}).get(v, v))}</option>'
+                       for v in values)
+
+    def output(name: str, text: str) -> str:
+        return (f'<tr><td style="padding:2px 8px">{text}</td>'
+                f'<td data-out="{name}" style="padding:2px 8px;text-align:right"></td></tr>')
+
+    return (
+        f'<div id="{html.escape(element_id)}" class="subsetlib-planner" style="max-width:100%;margin-bottom:1em">'
+        f'<form onsubmit="return false" style="display:flex;flex-wrap:wrap;gap:0.5em 1.5em;align-items:end">'
+        f'<label>model<br><select name="model">{options(models_)}</select></label>'
+        f'<label>dataset<br><select name="dataset">{options(datasets, titles)}</select></label>'
+        f'<label>choose the subset by<br><select name="mode"><option value="fraction">fraction of the training set'
+        f'</option><option value="q">target Q</option></select></label>'
+        f'<label>value<br><input name="value" type="number" step="any" min="0" value="{fraction:g}" '
+        f'style="width:8em"></label></form>'
+        f'<p data-out="problem" style="color:#b00020;min-height:1.2em;margin:0.5em 0"></p>'
+        f'<table class="subsetlib-table" style="font-size:0.9em;border-collapse:collapse"><tbody>'
+        + output("P", "P (trainable parameters)") + output("M", "M (outputs per example)")
+        + output("N", "N (training-set size)") + output("K", "K (examples in the subset)")
+        + output("Q", "Q = K·M/P of the subset")
+        + output("epochs", "one subset epoch (epoch-equivalents: K/N, the fraction)")
+        + output("gflops", "one subset epoch (training GFLOPs, forward + backward)")
+        + f'</tbody></table><script type="application/json" id="{html.escape(data_id)}">{payload}</script>'
+        f'<script>{_SCRIPT % {"id": json.dumps(element_id), "data_id": json.dumps(data_id)}}</script></div>'
+    )
