@@ -18,7 +18,7 @@ from torch import nn
 
 from subsetlib import data as datamod
 from subsetlib import results
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_seed, check_whole_number
 from subsetlib.models import build_model
 from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
 from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, prepare_model, train_one_epoch
@@ -44,8 +44,7 @@ class RunConfig:
     reset_optimizer: bool = True  # fresh optimizer state when the training set changes
 
     def __post_init__(self):
-        if self.batch_size <= 0:
-            raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
+        check_whole_number(self.batch_size, "batch_size")
         if not self.eval_every > 0:  # also NaN
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
         check_precision(self.precision)
@@ -141,6 +140,7 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
         check_fraction(phase.fraction)
         if not isinstance(phase.epochs, int) or phase.epochs <= 0:
             raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
+    seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(params or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
         return RunResult(*results.load_run(results_dir, rid))
@@ -271,12 +271,19 @@ def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_
     return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
 
 
+MAX_STAGES = 64  # a growth barely above 1 would otherwise build millions of stages
+
+
 def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Sequence[int], uniform: bool
                    ) -> list[Phase]:
     """f, growth·f, growth²·f, … capped at 1 (the last stage is the full set)."""
     check_fraction(start_fraction)
-    if growth <= 1:
-        raise UserError(f"growth must be > 1 (got {growth})")
+    if not isinstance(growth, int | float) or not growth > 1:  # also NaN
+        raise UserError(f"growth must be a number > 1 (got {growth!r})")
+    stages = math.ceil(math.log(1 / start_fraction) / math.log(growth)) + 1
+    if stages > MAX_STAGES:
+        raise UserError(f"growth {growth} from fraction {start_fraction} needs {stages} stages: use a growth of at "
+                        f"least {math.exp(math.log(1 / start_fraction) / (MAX_STAGES - 1)):.4g}")
     fractions = [start_fraction]
     while fractions[-1] < 1:
         fractions.append(min(1.0, fractions[-1] * growth))
