@@ -370,7 +370,7 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     report = GridReport([], skipped_done=sum(s == "done" for s in status.values()),
                         skipped_failed=sum(s == "failed" for s in status.values()) * (not retry_failed))
     bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell",
-               disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress)
+               disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress or not todo)
     say = bar.write if not bar.disable else (lambda text: None)
     if report.skipped_done or report.skipped_failed:
         say(f"skipping {report.skipped_done} cells already done"
@@ -379,7 +379,7 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     n, threads, gpus = default_workers()
     cluster = client = None
     try:
-        if todo and scheduler:
+        if scheduler:  # checked even with nothing to do: a wrong address is worth knowing now
             client = _connect(scheduler, worker_wait)
         if todo:
             for folder, what, fix in folders:
