@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
     run.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+    run.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
     run.set_defaults(func=cmd_run)
 
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
     bench.add_argument("--augment", action="store_true", help="Time with random crops and flips.")
     bench.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+    bench.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
     bench.set_defaults(func=cmd_bench)
     return parser
 
