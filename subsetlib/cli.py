@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import sys
 import warnings
 
@@ -101,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results.check_writable(args.results)
     store = str(args.results)  # runs already stored there are loaded, not trained again: a rerun resumes
     bar = tqdm(args.seeds, desc=f"run {args.protocol} {args.dataset}", unit="seed", file=sys.stderr,
-               disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or None)
+               disable=None)  # a terminal only; TQDM_DISABLE=1 (CI) turns it off
     for seed in bar:
         bar.set_postfix_str(f"seed {seed}")
         if args.protocol == "conventional":
@@ -111,9 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                fraction=args.fraction, target_q=args.target_q, results_dir=store)
         else:
             run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
-        s = run.summary
-        print(json.dumps({k: s[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
-                                            "total_examples", "total_train_seconds")}, default=float))
+        shown = {k: run.summary[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
+                                             "total_examples", "total_train_seconds")}
+        bar.write(json.dumps(shown, default=float), file=sys.stdout)  # above the bars, not through them
     bar.close()
     return 0
 

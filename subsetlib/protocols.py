@@ -8,6 +8,7 @@ Every protocol is a list of phases (a subset fraction and a number of epochs ove
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from subsetlib import data as datamod
 from subsetlib import results
@@ -162,6 +164,10 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
     flops = FlopMeter(model, data.spec.shape, m)
     total, every = Ledger(), max(1, round(cfg.eval_every * n))
     result = RunResult()
+    # epoch-equivalents done, per evaluation: shown on a terminal only (not in notebooks, tests or CI)
+    progress = tqdm(total=sum(ph.fraction * ph.epochs for ph in phases), desc=f"{protocol} seed {seed}",
+                    unit="epoch", disable=None, leave=False, file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}{postfix}]")
     started = time.time()
     phase_info: dict = {}
     extras: dict = {}
@@ -191,6 +197,8 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
+        progress.set_postfix_str(f"phase {phase.name}", refresh=False)
+        progress.update(total.examples / n - progress.n)
 
     previous = None
     for i, phase in enumerate(phases):
@@ -213,6 +221,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
                                   "epochs": phase.epochs, "membership": datamod.membership_hash(indices),
                                   **spent.as_dict(), **extra}
         previous = phase
+    progress.close()
 
     first = phases[0]
     curve = result.curve
