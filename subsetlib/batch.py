@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from subsetlib.errors import UserError, check_seed
-from subsetlib.io import atomic_write_text, temporary_path
+from subsetlib.io import atomic_write, atomic_write_text
 
 # As in subsetlib.data, but not imported from there: a Dask worker unpickling execute_cell then needs no torch.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -285,19 +285,19 @@ def _execute(cell: Cell, state_path: Path, threads: int | None) -> dict:
     if output.parent.is_dir():  # a task killed mid-cell left its hidden partial notebook; it must not become a page
         for stale in output.parent.glob(f".{output.name}.*.ipynb"):
             stale.unlink(missing_ok=True)
-    tmp = temporary_path(output, suffix=".ipynb")
     started = time.time()
     state = {"key": cell.key, "notebook": cell.notebook, "output": cell.output, "parameters": cell.parameters}
-    try:
+
+    def run(tmp: Path) -> None:
         papermill.execute_notebook(cell.notebook, str(tmp), parameters=cell.parameters, kernel_name="python3",
                                    cwd=str(Path(cell.notebook).parent), progress_bar=False)
         _finish_notebook(tmp, cell.title)
-        os.replace(tmp, output)
+
+    try:
+        atomic_write(output, run, suffix=".ipynb")
         state.update(status="done")
     except Exception as err:  # a failed cell is recorded and the grid goes on
         state.update(status="failed", error=_one_line(err))
-    finally:
-        tmp.unlink(missing_ok=True)
     state["seconds"] = time.time() - started
     atomic_write_text(state_path, json.dumps(state, indent=1, default=str))
     return state

@@ -25,9 +25,10 @@ def temporary_path(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
             continue
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` fills a temporary file, which then replaces ``path`` in one rename (after an fsync)."""
-    tmp = temporary_path(path)
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], suffix: str = ".tmp") -> None:
+    """``write(tmp)`` fills a temporary file, which then replaces ``path`` in one rename (after an fsync). ``suffix``
+    ends the temporary name, for writers that insist on one (papermill wants .ipynb)."""
+    tmp = temporary_path(path, suffix)
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
