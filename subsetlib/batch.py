@@ -20,6 +20,11 @@ atomically after its notebook has been renamed into place: a rerun skips finishe
 point leaves cells that are either finished or not started. Failed cells are recorded with their error and skipped
 on rerun unless ``retry_failed``. The notebooks themselves skip runs already in the results store, so a cell that
 was interrupted resumes at its first missing run.
+
+Exactly once on any cluster: a task holds a lock named after its cell on the Dask scheduler while it runs, and
+checks under it whether the cell's state changed since the runner looked. A runner killed mid-cell on an external
+cluster leaves its task running on the worker; the rerun's task for that cell waits for the lock, then finds the cell
+done and only reports it.
 """
 
 import contextlib

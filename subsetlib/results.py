@@ -108,7 +108,10 @@ def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
         kept = path.with_name(f"{path.name}.damaged")
         if kept.exists():
             kept = path.with_name(f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}.damaged")
-        os.replace(path, kept)
+        try:
+            os.replace(path, kept)
+        except FileNotFoundError:  # another reader of the same store moved it a moment ago
+            continue
         warnings.warn(f"unreadable results file {path} moved to {kept.name}; the run is made again", stacklevel=2)
     return not damaged and (root / "curves" / f"{rid}.parquet").is_file()
 

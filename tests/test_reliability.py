@@ -483,6 +483,8 @@ RUN_ARGS = ["run", "--dataset", "synthetic", "--device", "cpu", "--epochs", "1",
 def check_store(store: Path) -> pd.DataFrame:
     """Every file loads, and what ``results.load`` calls complete is complete: a summary, a curve ending at its
     ledger, once."""
+    if not store.exists():  # killed before it was made: nothing stored (results.load refuses a missing folder)
+        return pd.DataFrame()
     for path in store.rglob("*.parquet"):
         pd.read_parquet(path)
     runs = results.load(store)
