@@ -3,8 +3,9 @@
 import argparse
 import json
 import sys
+import warnings
 
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_seed
 
 
 def _positive_int(text: str) -> int:
@@ -15,6 +16,20 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return check_seed(int(text))
+    except (ValueError, UserError) as err:
+        raise argparse.ArgumentTypeError(str(err) if isinstance(err, UserError) else
+                                         f"{text!r} is not a whole number") from None
+
+
+# flags of ``run`` that only some protocols use: given to another one, they would be ignored without a word
+PROTOCOL_FLAGS = {"fraction": ("subset", "growing"), "target_q": ("subset",), "subset_epochs": ("subset", "growing"),
+                  "epochs": ("conventional", "subset")}
+RUN_DEFAULTS = {"epochs": 5, "subset_epochs": 10}
 
 
 def cmd_q(args: argparse.Namespace) -> int:
@@ -38,6 +53,14 @@ def _check_run_inputs(args: argparse.Namespace):
     from subsetlib.q import check_fraction, count_parameters, min_subset_size
     from subsetlib.train import make_optimizer
 
+    for name, protocols_using in PROTOCOL_FLAGS.items():
+        if getattr(args, name) is not None and args.protocol not in protocols_using:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} does not apply to protocol {args.protocol} (only to {', '.join(protocols_using)}):"
+                            f" leave it out")
+    for name, default in RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     spec = data.dataset_spec(args.dataset)
     device = data.resolve_device(args.device)
     model = build_model(args.model, spec.shape, spec.num_classes)
@@ -66,6 +89,8 @@ def _check_run_inputs(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from subsetlib import data, protocols, results
     from subsetlib.train import set_threads
 
@@ -74,7 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = data.load(args.dataset, args.data, device)
     results.check_writable(args.results)
     store = str(args.results)  # runs already stored there are loaded, not trained again: a rerun resumes
-    for seed in args.seeds:
+    bar = tqdm(args.seeds, desc=f"run {args.protocol} {args.dataset}", unit="seed", file=sys.stderr,
+               disable=None)  # a terminal only; TQDM_DISABLE=1 (CI) turns it off
+    for seed in bar:
+        bar.set_postfix_str(f"seed {seed}")
         if args.protocol == "conventional":
             run = protocols.conventional(dataset, cfg, seed, args.epochs, results_dir=store)
         elif args.protocol == "subset":
@@ -82,9 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                fraction=args.fraction, target_q=args.target_q, results_dir=store)
         else:
             run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
-        s = run.summary
-        print(json.dumps({k: s[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
-                                            "total_examples", "total_train_seconds")}, default=float))
+        shown = {k: run.summary[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
+                                             "total_examples", "total_train_seconds")}
+        bar.write(json.dumps(shown, default=float), file=sys.stdout)  # above the bars, not through them
+    bar.close()
     return 0
 
 
@@ -96,12 +125,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
         for cell in grid.cells:
             print(f"wave {cell.wave + 1}: {cell.output}  {json.dumps(cell.parameters)}")
         return 0
-    states = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers)
-    failed = [s for s in states if s.get("status") == "failed"]
-    print(f"{len(states) - len(failed)} cells done, {len(failed)} failed")
-    for s in failed:
+    report = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers,
+                      worker_wait=args.worker_wait)
+    skipped_failed = f", {report.skipped_failed} skipped as failed before" if report.skipped_failed else ""
+    print(f"{report.ran} cells ran ({report.failed_now} failed), {report.skipped_done} skipped as already done"
+          f"{skipped_failed}")
+    for s in report.failed:
         print(f"  failed: {s['output']}: {s['error']}  (rerun with --retry-failed)")
-    return 1 if failed else 0
+    return 1 if report.failed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -122,66 +153,96 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"subsetlib: error: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default; a flag without a fixed default says in its own words what it does
+    when left out."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from subsetlib.data import dataset_names
     from subsetlib.models import model_names
     from subsetlib.train import OPTIMIZERS
 
-    parser = _Parser(prog="python -m subsetlib", description=__doc__)
+    parser = _Parser(prog="python -m subsetlib", description=__doc__.replace("``", "'"), formatter_class=_Help)
     sub = parser.add_subparsers(dest="command", required=True)
     models, datasets = ", ".join(model_names()), ", ".join(dataset_names())
 
-    q = sub.add_parser("q", help="P, and K and Q = K*M/P for subsets of a dataset")
-    q.add_argument("--model", default="cnn-simple", help=f"{models}, or a torchvision model name")
-    q.add_argument("--dataset", default="mnist", help=datasets)
-    q.add_argument("--fractions", type=float, nargs="+", default=[1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32])
-    q.add_argument("--target-q", type=float, nargs="*", default=[1.5, 2, 3])
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text + ".", formatter_class=_Help)
+
+    q = command("q", "P, and K and Q = K*M/P for subsets of a dataset")
+    q.add_argument("--model", default="cnn-simple", help=f"The model whose parameters P are counted: {models}, or a "
+                   "torchvision model name.")
+    q.add_argument("--dataset", default="mnist", help=f"The dataset that gives K and M: {datasets}.")
+    q.add_argument("--fractions", type=float, nargs="+", default=[1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32],
+                   help="Subset fractions in (0, 1] to tabulate.")
+    q.add_argument("--target-q", type=float, nargs="*", default=[1.5, 2, 3],
+                   help="Target values of Q; each gets the smallest subset that reaches it.")
     q.set_defaults(func=cmd_q)
 
-    run = sub.add_parser("run", help="train one protocol on real data and store the result")
-    run.add_argument("--protocol", choices=["conventional", "subset", "growing"], default="conventional")
-    run.add_argument("--dataset", default="mnist", help=datasets)
-    run.add_argument("--model", default="cnn-simple", help=models)
-    run.add_argument("--fraction", type=float, help="subset fraction in (0, 1] (subset, growing)")
-    run.add_argument("--target-q", type=float, help="choose the subset by its Q instead (subset)")
-    run.add_argument("--epochs", type=_positive_int, default=5, help="full-set epochs (conventional, fine-tuning)")
-    run.add_argument("--subset-epochs", type=_positive_int, default=10, help="epochs per subset phase or stage")
-    run.add_argument("--seeds", type=int, nargs="+", default=[0])
-    run.add_argument("--batch-size", type=_positive_int, default=128)
-    run.add_argument("--optimizer", default="adam", help=", ".join(OPTIMIZERS))
-    run.add_argument("--lr", type=float, default=1e-3)
-    run.add_argument("--eval-every", type=float, default=0.5, help="epoch-equivalents between evaluations")
-    run.add_argument("--augment", action="store_true")
-    run.add_argument("--results", default="results/adhoc")
-    run.add_argument("--data", help="data root (default: $SUBSETLIB_DATA, ./data, ../shared/data)")
-    run.add_argument("--device", default="auto")
+    run = command("run", "train one protocol on real data and store the result")
+    run.add_argument("--protocol", choices=["conventional", "subset", "growing"], default="conventional",
+                     help="Full-set training, subset pretraining then fine-tuning, or growing subsets.")
+    run.add_argument("--dataset", default="mnist", help=f"The dataset to train on: {datasets}.")
+    run.add_argument("--model", default="cnn-simple", help=f"The model to train: {models}.")
+    run.add_argument("--fraction", type=float, help="Subset fraction in (0, 1]; protocols subset and growing only "
+                     "(no default: subset needs it or --target-q, growing needs it).")
+    run.add_argument("--target-q", type=float, help="Choose the subset by its Q instead; protocol subset only "
+                     "(no default).")
+    run.add_argument("--epochs", type=_positive_int, help="Full-set epochs; protocols conventional and subset "
+                     f"(fine-tuning) only (default: {RUN_DEFAULTS['epochs']})")
+    run.add_argument("--subset-epochs", type=_positive_int, help="Epochs per subset phase or growing stage; "
+                     f"protocols subset and growing only (default: {RUN_DEFAULTS['subset_epochs']})")
+    run.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="One run per seed, each from 0 to 2**63 - 1.")
+    run.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    run.add_argument("--optimizer", default="adam", help=f"The optimizer: {', '.join(OPTIMIZERS)}.")
+    run.add_argument("--lr", type=float, default=1e-3, help="Learning rate, > 0.")
+    run.add_argument("--eval-every", type=float, default=0.5, help="Epoch-equivalents between evaluations.")
+    run.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
+    run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
+                     "already are loaded, not trained again.")
+    run.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
+    run.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
     run.set_defaults(func=cmd_run)
 
-    batch = sub.add_parser("batch", help="run a grid of notebooks with papermill on Dask (resumable)")
-    batch.add_argument("grid", help="grid YAML file, e.g. grids/quick.yaml")
-    batch.add_argument("--retry-failed", action="store_true", help="rerun cells that failed before")
-    batch.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    batch.add_argument("--workers", type=_positive_int, help="local workers (default: one per GPU, else per core)")
-    batch.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
+    batch.add_argument("grid", help="The grid YAML file, e.g. grids/quick.yaml.")
+    batch.add_argument("--retry-failed", action="store_true", help="Rerun cells that failed before.")
+    batch.add_argument("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
+                       "start a local cluster)")
+    batch.add_argument("--worker-wait", type=float, default=60.0, help="Seconds to wait for a worker to join the "
+                       "scheduler before giving up; with --scheduler only.")
+    batch.add_argument("--workers", type=_positive_int, help="Local workers (default: one per GPU, else one per "
+                       "core)")
+    batch.add_argument("--dry-run", action="store_true", help="List the cells and exit.")
     batch.set_defaults(func=cmd_batch)
 
-    bench = sub.add_parser("bench", help="samples/s of the GPU-resident loop against a DataLoader loop")
-    bench.add_argument("--dataset", default="mnist", help=datasets)
-    bench.add_argument("--model", default="cnn-simple", help=models)
-    bench.add_argument("--batch-size", type=_positive_int, default=128)
-    bench.add_argument("--steps", type=_positive_int, default=300)
-    bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    bench.add_argument("--augment", action="store_true")
-    bench.add_argument("--data", help="data root")
-    bench.add_argument("--device", default="auto")
+    bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")
+    bench.add_argument("--dataset", default="mnist", help=f"The dataset to time: {datasets}.")
+    bench.add_argument("--model", default="cnn-simple", help=f"The model to time: {models}.")
+    bench.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
+    bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
+    bench.add_argument("--augment", action="store_true", help="Time with random crops and flips.")
+    bench.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
+    bench.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
     bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"subsetlib: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning  # a warning a user should read is one line, like an error
+            return args.func(args)
     except UserError as err:
         print(f"subsetlib: error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_seed, check_whole_number
+from subsetlib.io import atomic_write
 from subsetlib.q import check_fraction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -255,24 +255,19 @@ def _read_cache(path: Path, digest: str) -> Arrays | None:
 
 
 def _write_cache(path: Path, arrays: Arrays, digest: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so a killed run never leaves a partial cache.
+    """Written atomically (a killed run never leaves a partial cache) and readable by all who may read the data.
 
     A cache that cannot be written only costs time, so it warns instead of failing the load."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(fh, x_train=arrays[0], y_train=arrays[1], x_test=arrays[2], y_test=arrays[3],
                      sha256=np.array(digest), version=np.array(IMAGE_CACHE_VERSION))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache next to shared data should be readable by all
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write)
     except OSError as err:
         warnings.warn(f"cannot write the cache {path} ({err}): the images will be decoded again next time; "
                       "set SUBSETLIB_CACHE to a writable folder", stacklevel=3)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def image_tar_loader(archive: str, sha256: str | None, classes: tuple[str, ...], stem: str,
@@ -458,8 +453,8 @@ def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified:
     prefix of it, so the 1/4 subset lies inside the 1/2 subset. Stratified keeps round(fraction·n_c) of each class
     (at least one), so class proportions match the full set.
     """
-    fraction = check_fraction(fraction)
-    labels = labels.detach().cpu()
+    fraction, seed = check_fraction(fraction), check_seed(seed)
+    labels = check_labels(labels)
     gen = torch.Generator().manual_seed(seed)
     if not stratified:
         order = torch.randperm(len(labels), generator=gen)
@@ -472,9 +467,20 @@ def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified:
     return torch.cat(chosen).sort().values
 
 
+def check_labels(labels: object) -> torch.Tensor:
+    """Class labels as a non-empty 1-D integer tensor on the CPU; anything else is a UserError naming the fix."""
+    if not isinstance(labels, torch.Tensor):
+        raise UserError(f"labels must be a torch tensor (got {type(labels).__name__}): pass torch.as_tensor(labels)")
+    if labels.dim() != 1 or len(labels) == 0 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise UserError(f"labels must be a non-empty 1-D integer tensor (got shape {tuple(labels.shape)}, "
+                        f"{labels.dtype})")
+    return labels.detach().cpu()
+
+
 def subset_of_size(labels: torch.Tensor, k: int, seed: int, stratified: bool = True) -> torch.Tensor:
     """A nested subset with (about) K examples, for choosing subsets by target Q."""
-    return subset_indices(labels, min(1.0, k / len(labels)), seed, stratified)
+    labels = check_labels(labels)
+    return subset_indices(labels, min(1.0, check_whole_number(k, "subset size K") / len(labels)), seed, stratified)
 
 
 def membership_hash(indices: torch.Tensor) -> str:

@@ -60,6 +60,60 @@ def _type_ok(default: object, value: object) -> bool:
     return isinstance(value, type(default))
 
 
+def parameter_defaults(source: str, namespace: dict) -> dict[str, object]:
+    """The default of every parameter a ``parameters`` cell assigns, evaluated in ``namespace`` (a default may be an
+    expression such as ``1 if SMOKE else 10``: the notebook's own code). A default that cannot be evaluated there
+    maps to None, so its type is not checked."""
+    defaults = {}
+    for name, node in _assigned(source).items():
+        try:
+            defaults[name] = eval(compile(ast.Expression(node), "<parameters>", "eval"), dict(namespace))
+        except Exception:  # needs more of the notebook than the namespace holds
+            defaults[name] = None
+    return defaults
+
+
+def _check_model(name: object) -> None:
+    from subsetlib.models import MODELS
+
+    if name in MODELS:
+        return
+    import torchvision.models
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise UserError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))} or a torchvision "
+                        "classification model name")
+
+
+def _registry_checks() -> dict[str, object]:
+    from subsetlib.data import dataset_spec
+    from subsetlib.errors import check_seed
+    from subsetlib.q import check_fraction
+
+    return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction}
+
+
+# parameters whose values name a registry entry or must pass a shared check; a list parameter is checked per item
+CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "model_names": "model", "seed": "seed",
+           "seeds": "seed", "speedrun_seeds": "seed", "fraction": "fraction", "fractions": "fraction",
+           "start_fraction": "fraction", "growing_start": "fraction"}
+
+
+def check_parameter(name: str, value: object, default: object) -> None:
+    """One parameter value against its default's type and, for the names in ``CHECKED``, against the registries:
+    the same check whether the batch runner loads a grid or the notebook itself starts."""
+    if not _type_ok(default, value):
+        raise UserError(f"parameter {name} must be {type(default).__name__} like its default {default!r} "
+                        f"(got {value!r})")
+    if name in CHECKED:
+        check = _registry_checks()[CHECKED[name]]
+        for item in value if isinstance(value, list | tuple) else [value]:
+            try:
+                check(item)
+            except UserError as err:
+                raise UserError(f"parameter {name}: {err}") from None
+
+
 def end(namespace: dict) -> dict:
     """Check injected parameters, show the provenance box and return the parameters as a dict.
 
@@ -75,13 +129,9 @@ def end(namespace: dict) -> dict:
     if unknown:
         raise UserError(f"unknown parameter(s) {', '.join(unknown)}: this notebook takes {', '.join(sorted(declared))}")
     params = {name: namespace[name] for name in sorted(declared)}
+    defaults = parameter_defaults(declared_sources[0], namespace) if injected else {}
     for name in sorted(injected):
-        node = _assigned(declared_sources[0])[name]
-        # the default may be an expression such as ``1 if SMOKE else 10``: the notebook's own code, so evaluate it
-        default = eval(compile(ast.Expression(node), "<parameters>", "eval"), dict(namespace))
-        if not _type_ok(default, params[name]):
-            raise UserError(f"parameter {name} must be {type(default).__name__} like its default {default!r} "
-                            f"(got {params[name]!r})")
+        check_parameter(name, params[name], defaults[name])
     _state.update(params=dict(params), injected=sorted(injected))
     if isinstance(params.get("results_dir"), str):  # relative to notebooks/, whatever the working directory
         params["results_dir"] = namespace["results_dir"] = str(results_path(params["results_dir"]))

@@ -8,6 +8,7 @@ Every protocol is a list of phases (a subset fraction and a number of epochs ove
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -15,10 +16,11 @@ from datetime import UTC, datetime
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from subsetlib import data as datamod
 from subsetlib import results
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_seed, check_whole_number
 from subsetlib.models import build_model
 from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
 from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, prepare_model, train_one_epoch
@@ -44,8 +46,7 @@ class RunConfig:
     reset_optimizer: bool = True  # fresh optimizer state when the training set changes
 
     def __post_init__(self):
-        if self.batch_size <= 0:
-            raise UserError(f"batch_size must be > 0 (got {self.batch_size})")
+        check_whole_number(self.batch_size, "batch_size")
         if not self.eval_every > 0:  # also NaN
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
         check_precision(self.precision)
@@ -141,6 +142,7 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
         check_fraction(phase.fraction)
         if not isinstance(phase.epochs, int) or phase.epochs <= 0:
             raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
+    seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(params or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
         return RunResult(*results.load_run(results_dir, rid))
@@ -162,6 +164,10 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
     flops = FlopMeter(model, data.spec.shape, m)
     total, every = Ledger(), max(1, round(cfg.eval_every * n))
     result = RunResult()
+    # epoch-equivalents done, per evaluation: shown on a terminal only (not in notebooks, tests or CI)
+    progress = tqdm(total=sum(ph.fraction * ph.epochs for ph in phases), desc=f"{protocol} seed {seed}",
+                    unit="epoch", disable=None, leave=False, file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}{postfix}]")
     started = time.time()
     phase_info: dict = {}
     extras: dict = {}
@@ -191,6 +197,8 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
+        progress.set_postfix_str(f"phase {phase.name}", refresh=False)
+        progress.update(total.examples / n - progress.n)
 
     previous = None
     for i, phase in enumerate(phases):
@@ -213,6 +221,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
                                   "epochs": phase.epochs, "membership": datamod.membership_hash(indices),
                                   **spent.as_dict(), **extra}
         previous = phase
+    progress.close()
 
     first = phases[0]
     curve = result.curve
@@ -271,12 +280,19 @@ def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_
     return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
 
 
+MAX_STAGES = 64  # a growth barely above 1 would otherwise build millions of stages
+
+
 def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Sequence[int], uniform: bool
                    ) -> list[Phase]:
     """f, growth·f, growth²·f, … capped at 1 (the last stage is the full set)."""
     check_fraction(start_fraction)
-    if growth <= 1:
-        raise UserError(f"growth must be > 1 (got {growth})")
+    if not isinstance(growth, int | float) or not growth > 1:  # also NaN
+        raise UserError(f"growth must be a number > 1 (got {growth!r})")
+    stages = math.ceil(math.log(1 / start_fraction) / math.log(growth)) + 1
+    if stages > MAX_STAGES:
+        raise UserError(f"growth {growth} from fraction {start_fraction} needs {stages} stages: use a growth of at "
+                        f"least {math.exp(math.log(1 / start_fraction) / (MAX_STAGES - 1)):.4g}")
     fractions = [start_fraction]
     while fractions[-1] < 1:
         fractions.append(min(1.0, fractions[-1] * growth))

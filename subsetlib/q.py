@@ -5,6 +5,7 @@ parameters. The paper argues that a subset is representative of the full set whe
 """
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import pandas as pd
@@ -35,7 +36,7 @@ def min_subset_size(p: int, m: int, q_target: float) -> int:
 
 
 def check_fraction(fraction: float) -> float:
-    if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:  # numpy floats too
         raise UserError(f"fraction must lie in (0, 1] (got {fraction!r}): use e.g. 0.5, 0.25 or 1")
     return float(fraction)
 

@@ -25,6 +25,7 @@ import torch
 import subsetlib
 from subsetlib.data import REPO_ROOT, Dataset
 from subsetlib.errors import UserError
+from subsetlib.io import atomic_write
 
 if TYPE_CHECKING:
     from subsetlib.protocols import RunResult
@@ -59,17 +60,7 @@ def provenance(data: Dataset) -> dict:
 
 
 def atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def check_writable(results_dir: str | os.PathLike, what: str = "results directory",
@@ -98,8 +89,31 @@ def save(result: "RunResult", data: Dataset, results_dir: str | os.PathLike, sta
     return rid
 
 
+def _readable(path: Path) -> bool:
+    try:
+        pd.read_parquet(path)
+    except Exception:  # pyarrow raises several types for a damaged file
+        return False
+    return True
+
+
 def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
-    return (Path(results_dir) / "runs" / f"{rid}.parquet").is_file()
+    """Whether a complete, readable run is stored. A damaged file of the run is named in a warning and moved aside
+    (to ``<name>.damaged``, kept for inspection, never overwritten), so the run is made again."""
+    root = Path(results_dir)
+    if not (root / "runs" / f"{rid}.parquet").is_file():
+        return False
+    damaged = [p for p in (root / t / f"{rid}.parquet" for t in TABLES) if p.is_file() and not _readable(p)]
+    for path in damaged:
+        kept = path.with_name(f"{path.name}.damaged")
+        if kept.exists():
+            kept = path.with_name(f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}.damaged")
+        try:
+            os.replace(path, kept)
+        except FileNotFoundError:  # another reader of the same store moved it a moment ago
+            continue
+        warnings.warn(f"unreadable results file {path} moved to {kept.name}; the run is made again", stacklevel=2)
+    return not damaged and (root / "curves" / f"{rid}.parquet").is_file()
 
 
 def load_run(results_dir: str | os.PathLike, rid: str) -> tuple[list[dict], dict]:
@@ -119,6 +133,10 @@ def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataF
     if table not in TABLES:
         raise UserError(f"unknown results table {table!r}: choose one of {', '.join(TABLES)}")
     dirs = [Path(d) for d in (results_dir if isinstance(results_dir, list) else [results_dir])]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise UserError(f"results directory {', '.join(missing)} does not exist: check the path (runs are stored "
+                        "under results/<profile>)")
     frames = []
     for d in dirs:
         complete = {p.stem for p in (d / "runs").glob("*.parquet")}

@@ -2,15 +2,18 @@
 runs killed half-way, several writers at once, reruns that must give the same numbers, and a damaged results file.
 Each test checks the message, the exit status, and that nothing was written or lost."""
 
+import argparse
 import gzip
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import papermill
 import pytest
@@ -70,7 +73,8 @@ BAD_FLAGS = {
     "subset without its size": (["run", *SYN, "--protocol", "subset"], ["needs --fraction or --target-q"]),
     "fraction and target Q": (["run", *SYN, "--protocol", "subset", "--fraction", "0.5", "--target-q", "1"],
                               ["not both"]),
-    "growing by target Q": (["run", *SYN, "--protocol", "growing", "--target-q", "0.1"], ["growing needs --fraction"]),
+    "growing by target Q": (["run", *SYN, "--protocol", "growing", "--target-q", "0.1"],
+                            ["--target-q does not apply to protocol growing (only to subset)"]),
     "unknown protocol": (["run", *SYN, "--protocol", "magic"], ["invalid choice: 'magic'", "conventional"]),
     "unknown optimizer": (["run", *SYN, "--optimizer", "rmsprop"], ["unknown optimizer 'rmsprop'", "adam, adamw, sgd"]),
     "learning rate 0": (["run", *SYN, "--lr", "0"], ["learning rate must be > 0"]),
@@ -89,6 +93,18 @@ BAD_FLAGS = {
     "q fraction 0": (["q", "--fractions", "0.5", "0"], ["fraction must lie in (0, 1]"]),
     "q target Q 0": (["q", "--target-q", "0"], ["target Q must be a number > 0"]),
     "batch missing grid": (["batch", "grids/none.yaml"], ["grid file grids/none.yaml does not exist"]),
+    "seed 2**64": (["run", *SYN, "--seeds", "18446744073709551616"],
+                   ["argument --seeds: seed must be a whole number from 0 to 2**63 - 1 (got 18446744073709551616)"]),
+    "seed 2**63": (["run", *SYN, "--seeds", "0", "9223372036854775808"], ["(got 9223372036854775808)"]),
+    "seed negative": (["run", *SYN, "--seeds", "-1"], ["argument --seeds: seed must be", "(got -1)"]),
+    "seed not a number": (["run", *SYN, "--seeds", "abc"], ["argument --seeds: 'abc' is not a whole number"]),
+    "fraction for conventional": (["run", *SYN, "--protocol", "conventional", "--fraction", "0.5"],
+                                  ["--fraction does not apply to protocol conventional (only to subset, growing)"]),
+    "target Q for conventional": (["run", *SYN, "--target-q", "2"], ["--target-q does not apply to protocol conv"]),
+    "subset epochs for conventional": (["run", *SYN, "--subset-epochs", "3"],
+                                       ["--subset-epochs does not apply to protocol conventional"]),
+    "epochs for growing": (["run", *SYN, "--protocol", "growing", "--fraction", "0.5", "--epochs", "2"],
+                           ["--epochs does not apply to protocol growing (only to conventional, subset)"]),
 }
 
 
@@ -127,6 +143,8 @@ def test_bad_flags_in_a_real_process_exit_2_without_traceback(tmp_path):
 @pytest.mark.parametrize(("parameters", "expected"), [
     ({"epoch": 3}, "unknown parameter(s) epoch: this notebook takes dataset, epochs, lr, results_dir, scale, seed"),
     ({"epochs": "three"}, "parameter epochs must be int like its default 2 (got 'three')"),
+    ({"dataset": "mnsit"}, "parameter dataset: unknown dataset 'mnsit': choose one of cifar10"),
+    ({"seed": -1}, "parameter seed: seed must be a whole number from 0 to 2**63 - 1 (got -1)"),
 ])
 def test_notebook_rejects_bad_parameters(tmp_path, monkeypatch, parameters, expected):
     monkeypatch.delenv("SUBSETLIB_SMOKE", raising=False)  # the default of epochs depends on it; CI sets it
@@ -135,7 +153,10 @@ def test_notebook_rejects_bad_parameters(tmp_path, monkeypatch, parameters, expe
         papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), parameters=parameters,
                                    kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
     assert caught.value.ename == "UserError"
-    assert caught.value.evalue == expected
+    assert caught.value.evalue.startswith(expected)
+    assert caught.value.traceback == [f"UserError: {caught.value.evalue}"]  # the fix, not 50 lines of traceback
+    shown = [line for line in str(caught.value).splitlines() if line.strip()]
+    assert len(shown) == 3 and shown[-1] == f"UserError: {caught.value.evalue}", shown
     assert not (tmp_path / "body-ran.txt").exists()  # stopped before the experiment
 
 
@@ -161,6 +182,15 @@ def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         "output name without parameter": "uses 'colour', which is not a parameter",
         "results under a file": f"results directory {tmp_path}/notes.txt/results cannot be created",
         "output under a file": f"output directory {tmp_path}/notes.txt/book cannot be created",
+        "duplicate parameter": "key 'lr' appears twice; fix it",
+        "duplicate top-level key": "key 'profile' appears twice; fix it",
+        "wait maybe": "'wait' in stage 1 of",
+        "output outside the folder": "outside the output folder",
+        "wrong type": "parameter lr must be float like its default 0.001 (got 'fast') (stage 1 of",
+        "seeds not a list": "'seeds' in",
+        "seed out of range": "parameter seed: seed must be a whole number from 0 to 2**63 - 1 (got -1) (stage 1",
+        "misspelled dataset": "parameter dataset: unknown dataset 'mnsit': choose one of",
+        "not a notebook": f"notebook {tmp_path}/notes.txt (stage 1 of",
     }[case]
     expected = [expected]
     if case == "no stages":
@@ -182,14 +212,39 @@ def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         spec["results"] = str(tmp_path / "notes.txt" / "results")
     elif case == "output under a file":
         spec["output_dir"] = str(tmp_path / "notes.txt" / "book")
+    elif case == "duplicate parameter":
+        stage["parameters"] = {"lr": 0.002}
+    elif case == "wait maybe":
+        stage["wait"] = "maybe"
+        expected.append("must be true or false (got 'maybe')")
+    elif case == "output outside the folder":
+        stage["output"] = "../../../cell-{seed}"
+    elif case == "wrong type":
+        stage["parameters"] = {"lr": "fast"}
+    elif case == "seeds not a list":
+        spec["seeds"] = "abc"
+        expected.append("must be a non-empty list such as [0, 1] (got 'abc')")
+    elif case == "seed out of range":
+        stage["grid"] = {"seed": [0, -1]}
+    elif case == "misspelled dataset":
+        stage["parameters"] = {"dataset": "mnsit"}
+    elif case == "not a notebook":
+        stage["notebook"] = str(tmp_path / "notes.txt")
+        expected.append("is not a Jupyter notebook (")
     path = tmp_path / "grid.yaml"
     text = yaml.safe_dump(spec, sort_keys=False)
+    if case == "duplicate parameter":  # the second one silently won before
+        text += "    lr: 0.003\n"
+    elif case == "duplicate top-level key":
+        text += "profile: other\n"
     path.write_text("profile: bad\n  stages: []\n" if case == "invalid YAML" else text)  # a key indented wrongly
     return path, expected
 
 
 GRID_CASES = ["invalid YAML", "no stages", "empty product", "unknown key", "unknown stage key", "unknown parameter",
-              "missing notebook", "output name without parameter", "results under a file", "output under a file"]
+              "missing notebook", "output name without parameter", "results under a file", "output under a file",
+              "duplicate parameter", "duplicate top-level key", "wait maybe", "output outside the folder", "wrong type",
+              "seeds not a list", "seed out of range", "misspelled dataset", "not a notebook"]
 
 
 @pytest.mark.parametrize("case", GRID_CASES)
@@ -243,6 +298,106 @@ def test_python_api_raises_user_error(case, synthetic):
     assert isinstance(caught.value, ValueError)
     message = str(caught.value)
     assert message and "\n" not in message
+
+
+def api_calls_with_messages(synthetic) -> dict:
+    """Second round: inputs that used to end in raw torch or pandas errors, or were accepted silently."""
+    cfg = tiny_config()
+    seed_message = "seed must be a whole number from 0 to 2**63 - 1"
+    return {
+        "seed float": (lambda: protocols.conventional(synthetic, cfg, 1.5, 1), f"{seed_message} (got 1.5)"),
+        "seed string": (lambda: protocols.conventional(synthetic, cfg, "0", 1), f"{seed_message} (got '0')"),
+        "seed too large": (lambda: protocols.conventional(synthetic, cfg, 2**63, 1), f"{seed_message} (got 2**63)"),
+        "seed of a subset": (lambda: data.subset_indices(synthetic.y_train, 0.5, seed=-1), f"{seed_message} (got -1)"),
+        "numpy labels": (lambda: data.subset_indices(synthetic.y_train.numpy(), 0.5, 0),
+                         "labels must be a torch tensor (got ndarray): pass torch.as_tensor(labels)"),
+        "empty labels": (lambda: data.subset_indices(torch.tensor([], dtype=torch.long), 0.5, 0),
+                         "labels must be a non-empty 1-D integer tensor (got shape (0,), torch.int64)"),
+        "empty labels by size": (lambda: data.subset_of_size(torch.tensor([], dtype=torch.long), 5, 0),
+                                 "labels must be a non-empty 1-D integer tensor"),
+        "batch size 2.5": (lambda: protocols.RunConfig(batch_size=2.5),
+                           "batch_size must be a whole number >= 1 (got 2.5)"),
+        "growth NaN": (lambda: protocols.growing_phases(0.25, math.nan, 1, True),
+                       "growth must be a number > 1 (got nan)"),
+        "growth barely above 1": (lambda: protocols.growing_phases(0.25, 1.0000001, 1, True),
+                                  "growth 1.0000001 from fraction 0.25 needs 13862946 stages: use a growth of at "
+                                  "least 1.022"),
+        "results folder missing": (lambda: results.load("/typo-no-such-folder"),
+                                   "results directory /typo-no-such-folder does not exist"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(api_calls_with_messages(None)))
+def test_python_api_refuses_with_a_message(case, synthetic, tmp_path, monkeypatch):
+    call, expected = api_calls_with_messages(synthetic)[case]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as caught:
+        call()
+    assert str(caught.value).startswith(expected.replace("2**63)", f"{2**63})")), str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_fraction_and_seed_are_accepted_as_their_python_values(synthetic):
+    labels = synthetic.y_train
+    assert torch.equal(data.subset_indices(labels, np.float32(0.5), np.int64(3)), data.subset_indices(labels, 0.5, 3))
+    with pytest.raises(UserError, match=r"fraction must lie in \(0, 1\] \(got np.float32\(2.0\)\): use e.g. 0.5"):
+        data.subset_indices(labels, np.float32(2.0), 0)
+
+
+def test_largest_seed_is_stored_as_int64(mini, tmp_path):
+    protocols.conventional(mini, tiny_config(batch_size=200), 2**63 - 1, 1, results_dir=str(tmp_path))
+    runs, curves = results.load(tmp_path), results.load(tmp_path, "curves")
+    assert runs["seed"].dtype == "int64" and runs["seed"].tolist() == [2**63 - 1]
+    assert curves["seed"].dtype == "int64"
+
+
+def test_run_resuming_over_a_damaged_results_file_names_it_and_keeps_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", *SYN, "--epochs", "1", "--batch-size", "500", "--eval-every", "100", "--results", "res"]
+    rc, out, _ = main_in_process(argv, capsys)
+    assert rc == 0
+    summary = next((tmp_path / "res" / "runs").glob("*.parquet"))
+    summary.write_bytes(b"PAR1 not really")
+    rc, again, err = main_in_process(argv, capsys)
+    assert rc == 0, err
+    kept = summary.with_name(f"{summary.name}.damaged")
+    assert err.strip() == (f"subsetlib: warning: unreadable results file res/runs/{summary.name} moved to "
+                           f"{kept.name}; the run is made again")
+    assert kept.read_bytes() == b"PAR1 not really"  # kept, not overwritten
+    assert json.loads(again)["run_id"] == json.loads(out)["run_id"] and len(results.load(tmp_path / "res")) == 1
+
+
+def test_files_written_honour_the_umask(synthetic, tmp_path, monkeypatch):
+    """Parquet files, cell states, executed notebooks and the image cache: 0666 less the umask, as any file."""
+    monkeypatch.delenv("SUBSETLIB_SMOKE", raising=False)
+    old = os.umask(0o027)
+    try:
+        results.save(fake_run("r0", 0), synthetic, tmp_path / "res")
+        notebook = write_notebook(tmp_path / "nb.ipynb")
+        cell = batch.Cell(0, str(notebook), str(tmp_path / "book" / "cell.ipynb"), {"epochs": 1}, "k0")
+        state = batch.execute_cell(cell, str(tmp_path / "res" / "cells" / "k0.json"))
+        data._write_cache(tmp_path / "cache" / "x.npz", (np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)), "d")
+    finally:
+        os.umask(old)
+    assert state["status"] == "done", state
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent != tmp_path]
+    assert len(written) == 5, written
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o640" for p in written}
+
+
+def test_every_flag_has_a_sentence_and_a_default_and_no_backticks():
+    from subsetlib.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in commands.items():
+        assert "`" not in sub.format_help(), name
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            assert action.help and action.help[0].isupper(), (name, action.dest)
+            shown = sub.formatter_class(prog=name)._get_help_string(action)
+            assert not action.option_strings or "default" in shown, (name, action.dest, shown)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -328,6 +483,8 @@ RUN_ARGS = ["run", "--dataset", "synthetic", "--device", "cpu", "--epochs", "1",
 def check_store(store: Path) -> pd.DataFrame:
     """Every file loads, and what ``results.load`` calls complete is complete: a summary, a curve ending at its
     ledger, once."""
+    if not store.exists():  # killed before it was made: nothing stored (results.load refuses a missing folder)
+        return pd.DataFrame()
     for path in store.rglob("*.parquet"):
         pd.read_parquet(path)
     runs = results.load(store)
