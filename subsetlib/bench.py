@@ -607,7 +607,9 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
     data resident on the device, bf16 autocast on a GPU unless ``precision`` says otherwise. The timed region is
     ``train_one_epoch`` only (its CUDA-event / perf_counter stopwatch); a few untimed warm-up steps on every batch
     shape come first (CUDA context, cuDNN autotuning, compilation), test accuracy is measured after. FLOPs come
-    from ``FlopMeter`` (measured once per batch shape); ``frac_peak`` divides the achieved rate by the peak for the
+    from ``FlopMeter`` (measured once per batch shape). ``train_cpu_seconds`` is the process's CPU time over the same
+    epochs: on a shared machine, divided by the threads, it says what the run would take with the cores to itself
+    (an estimate; spinning threads count too). ``frac_peak`` divides the achieved rate by the peak for the
     precision: ``peak`` (``peak_probe``'s measured dict) if given, else the GPU's data sheet, else NaN.
     """
     _check_positive(epochs=epochs, batch_size=batch_size)
@@ -639,14 +641,16 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
             one_cycle(opt, epochs * math.ceil(n / batch_size), warmup_frac)
             generator = torch.Generator(device=dev).manual_seed(seed)
             ledger = Ledger()
-            load_before = load_average()
+            load_before, cpu_before = load_average(), time.process_time()
             for _ in range(epochs):
                 train_one_epoch(trained, opt, data, everything, batch_size, generator, ledger, flops, **how)
+            cpu_seconds = time.process_time() - cpu_before
             test_loss, test_acc = evaluate(trained, data, "test", **how)
             rate = ledger.flops / ledger.train_seconds
             rows.append({
                 "seed": seed, "test_acc": test_acc, "test_loss": test_loss, "train_seconds": ledger.train_seconds,
-                "examples": ledger.examples, "steps": ledger.steps, "flops": ledger.flops, "flop_per_s": rate,
+                "train_cpu_seconds": cpu_seconds, "examples": ledger.examples, "steps": ledger.steps,
+                "flops": ledger.flops, "flop_per_s": rate,
                 "peak_flop_per_s": ceiling, "frac_peak": rate / ceiling, "device": device_name(dev), "dataset": dataset,
                 "model": model, "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                 "precision": precision, "channels_last": channels_last, "compile": compile,

@@ -80,7 +80,7 @@ def test_mnist_speedrun_one_seed_on_cpu():
     df = mnist_speedrun(seeds=[3], device="cpu", epochs=1, batch_size=250, dataset="synthetic")
     assert len(df) == 1
     row = df.iloc[0]
-    assert row["seed"] == 3 and 0 <= row["test_acc"] <= 1 and row["train_seconds"] > 0
+    assert row["seed"] == 3 and 0 <= row["test_acc"] <= 1 and row["train_seconds"] > 0 and row["train_cpu_seconds"] > 0
     assert row["examples"] == 2000 and row["steps"] == 8 and row["flops"] > 0
     assert row["flop_per_s"] == pytest.approx(row["flops"] / row["train_seconds"])
     assert math.isnan(row["frac_peak"])  # no peak is known for a CPU
