@@ -66,7 +66,8 @@ def _check_run_inputs(args: argparse.Namespace):
     model = build_model(args.model, spec.shape, spec.num_classes)
     make_optimizer(model, args.optimizer, args.lr)
     cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
-                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every)
+                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every,
+                              precision=args.precision, channels_last=args.channels_last)
     smallest, what = spec.train_size, "training set"
     if args.protocol != "conventional":
         if args.fraction is None and args.target_q is None:
@@ -136,14 +137,31 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from subsetlib.bench import compare_loops, format_report
-    from subsetlib.train import set_threads
+    from subsetlib import bench
+    from subsetlib.train import check_precision, set_threads
 
     set_threads()
-    result = compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size, steps=args.steps,
-                           device=args.device, augment=args.augment, workers=args.workers, root=args.data)
-    print(format_report(result))
+    check_precision(args.precision)
+    if args.variants:
+        peak = bench.peak_probe(args.device)
+        print(f"peak (matmul {peak['size']}): fp32 {peak['fp32'] / 1e9:,.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.1f}")
+        print(bench.format_variants(bench.loop_variants(args.dataset, args.model, args.batch_size, args.steps,
+                                                        device=args.device, root=args.data, peak=peak)))
+        return 0
+    result = bench.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size, steps=args.steps,
+                                 device=args.device, augment=args.augment, workers=args.workers, root=args.data,
+                                 precision=args.precision, channels_last=args.channels_last)
+    print(bench.format_report(result))
     return 0
+
+
+def _add_speed_options(parser: argparse.ArgumentParser) -> None:
+    from subsetlib.train import PRECISIONS
+
+    parser.add_argument("--precision", default="fp32", help=f"Arithmetic: {', '.join(PRECISIONS)} (bf16 is autocast, "
+                        "on the CPU too).")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="NHWC memory format for images: the same arithmetic, faster convolutions.")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -202,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float, default=1e-3, help="Learning rate, > 0.")
     run.add_argument("--eval-every", type=float, default=0.5, help="Epoch-equivalents between evaluations.")
     run.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
+    _add_speed_options(run)
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
     run.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
@@ -209,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
-    batch.add_argument("grid", help="The grid YAML file, e.g. grids/quick.yaml.")
+    batch.add_argument("grid", help="The grid YAML file, e.g. grids/study.yaml.")
     batch.add_argument("--retry-failed", action="store_true", help="Rerun cells that failed before.")
     batch.add_argument("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
                        "start a local cluster)")
@@ -227,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
     bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
     bench.add_argument("--augment", action="store_true", help="Time with random crops and flips.")
+    _add_speed_options(bench)
+    bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
+                       "bare step, loop and evaluation rates of every precision and memory-format variant.")
     bench.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
     bench.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
     bench.set_defaults(func=cmd_bench)

@@ -1,14 +1,30 @@
-"""bench: both loops run and are measured; the speed-run returns sane rows. No speed thresholds: a shared CI box's
-timings are not a test."""
+"""bench: both loops run and are measured; the variants, the peak probe, the profile and the speed-run return sane
+rows; the parity rule decides as stated. No speed thresholds: a shared CI box's timings are not a test."""
 
 import math
 
 import pytest
 import torch
 
-from subsetlib.bench import compare_loops, format_report, mnist_speedrun, one_cycle, peak_flops
-from subsetlib.data import DATASETS, data_roots
+from subsetlib import protocols
+from subsetlib.bench import (
+    Variant,
+    compare_loops,
+    format_report,
+    format_variants,
+    loop_variants,
+    mnist_speedrun,
+    one_cycle,
+    parity,
+    peak_flops,
+    peak_probe,
+    profile_run,
+)
+from subsetlib.cli import build_parser
+from subsetlib.data import DATASETS, data_roots, load
 from subsetlib.errors import UserError
+from subsetlib.models import build_model
+from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, prepare_model, train_one_epoch
 
 
 def mnist_present() -> bool:
@@ -64,24 +80,105 @@ def test_mnist_speedrun_one_seed_on_cpu():
     df = mnist_speedrun(seeds=[3], device="cpu", epochs=1, batch_size=250, dataset="synthetic")
     assert len(df) == 1
     row = df.iloc[0]
-    assert row["seed"] == 3 and 0 <= row["test_acc"] <= 1 and row["train_seconds"] > 0
+    assert row["seed"] == 3 and 0 <= row["test_acc"] <= 1 and row["train_seconds"] > 0 and row["train_cpu_seconds"] > 0
     assert row["examples"] == 2000 and row["steps"] == 8 and row["flops"] > 0
     assert row["flop_per_s"] == pytest.approx(row["flops"] / row["train_seconds"])
     assert math.isnan(row["frac_peak"])  # no peak is known for a CPU
 
 
-def test_one_cycle_rises_then_falls_to_zero():
+def test_one_cycle_rises_to_the_lr_then_falls_near_zero():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=0.01)
     one_cycle(opt, total_steps=10, warmup_frac=0.2)
     lrs = []
-    for _ in range(10):
+    for _ in range(11):  # one step past the schedule must not raise
         lrs.append(opt.param_groups[0]["lr"])
         p.grad = torch.ones(1)
         opt.step()
-    assert lrs[1] == pytest.approx(0.01) and lrs[0] < lrs[1] and lrs[-1] < lrs[2]
-    assert opt.param_groups[0]["lr"] == 0.0
+    assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(0.01) and lrs[9] < 0.01 / 1000
 
 
 def test_peak_flops_is_nan_on_cpu():
     assert math.isnan(peak_flops(torch.device("cpu"), "bf16"))
+
+
+def test_mnist_speedrun_other_model_measured_peak():
+    df = mnist_speedrun(seeds=[0], device="cpu", epochs=1, batch_size=500, dataset="synthetic", model="mnist-cpu",
+                        channels_last=True, peak={"fp32": 1e12, "bf16": 2e12})
+    row = df.iloc[0]
+    assert row["model"] == "mnist-cpu" and row["channels_last"] and row["peak_flop_per_s"] == 1e12
+    assert row["frac_peak"] == pytest.approx(row["flop_per_s"] / 1e12) and row["load_avg"] >= 0
+
+
+@pytest.mark.parametrize("precision,channels_last", [("bf16", False), ("fp32", True), ("bf16", True), ("fp64", True)])
+def test_precision_and_memory_format_keep_shapes_ledgers_and_finite_losses(precision, channels_last):
+    data = load("synthetic", device="cpu")
+    ledgers, outputs = [], []
+    variants = ({"precision": "fp32", "channels_last": False}, {"precision": precision, "channels_last": channels_last})
+    for how in variants:
+        torch.manual_seed(0)
+        net = prepare_model(build_model("cnn-simple", data.spec.shape, data.num_classes), **how)
+        ledger = Ledger()
+        train_one_epoch(net, make_optimizer(net), data, torch.arange(300), 128, torch.Generator().manual_seed(0),
+                        ledger, FlopMeter(net, data.spec.shape, data.num_classes), **how)
+        loss, acc = evaluate(net, data, "test", **how)
+        assert math.isfinite(loss) and 0 <= acc <= 1
+        ledgers.append((ledger.examples, ledger.steps, ledger.flops))
+        outputs.append(net.eval()(torch.zeros(2, *data.spec.shape, dtype=next(net.parameters()).dtype)).shape)
+    assert ledgers[0] == ledgers[1] and outputs[0] == outputs[1] == (2, data.num_classes)
+
+
+def test_compare_loops_records_precision_and_memory_format():
+    result = compare_loops("synthetic", batch_size=32, steps=2, warmup=1, device="cpu", precision="bf16",
+                           channels_last=False)
+    check_result(result, 2)
+    assert result["precision"] == "bf16" and result["channels_last"] is False and result["load_avg"] >= 0
+    assert "bf16" in format_report(result)
+    with pytest.raises(UserError, match="precision"):
+        compare_loops("synthetic", batch_size=32, steps=1, device="cpu", precision="fp16")
+
+
+def test_peak_probe_measures_both_precisions():
+    peak = peak_probe("cpu", size=64, repeats=1)
+    assert peak["fp32"] > 0 and peak["bf16"] > 0 and peak["threads"] >= 1
+
+
+def test_loop_variants_one_row_each_with_fraction_of_peak():
+    variants = [Variant("fp32", False), Variant("bf16", True)]
+    table = loop_variants("synthetic", batch_size=32, steps=2, variants=variants, device="cpu", warmup=1, rounds=2,
+                          peak={"fp32": 1e12, "bf16": 4e12})
+    assert list(table["variant"]) == ["fp32 + NCHW", "bf16 + channels-last"]
+    for col in ("bare_step_ex_per_s", "loop_ex_per_s", "evaluate_ex_per_s", "bare_forward_ex_per_s"):
+        assert (table[col] > 0).all()
+    assert table["frac_peak"].tolist() == pytest.approx((table["loop_flop_per_s"] / [1e12, 4e12]).tolist())
+    assert "bf16 + channels-last" in format_variants(table)
+    assert Variant("fp32", True, True).label == "fp32 + channels-last + torch.compile"
+
+
+def test_profile_run_splits_time_into_groups_with_evaluation():
+    cfg = protocols.RunConfig(dataset="synthetic", eval_every=1.0, eval_train_examples=200)
+    groups, ops, summary = profile_run(cfg, epochs=1, device="cpu", top=5)
+    shares = dict(zip(groups["where"], groups["share"], strict=True))
+    assert shares["evaluation"] > 0 and shares["backward"] > 0 and sum(shares.values()) <= 1.01
+    assert len(ops) == 5 and summary["evaluations"] == 2
+    assert summary["train_seconds"] + summary["eval_seconds"] <= summary["wall_seconds"]
+    assert protocols.evaluate is evaluate  # the labelling wrapper is gone after the run
+
+
+def test_parity_rule():
+    same = parity([0.90, 0.91, 0.92, 0.93], [0.905, 0.905, 0.925, 0.925])
+    assert same["holds"] and same["n"] == 4 and same["mean_diff"] == pytest.approx(0.0)
+    worse = parity([0.90, 0.91, 0.92, 0.93], [0.80, 0.81, 0.82, 0.83])
+    assert not worse["holds"] and worse["mean_diff"] == pytest.approx(-0.1)
+    with pytest.raises(UserError, match="parity"):
+        parity([0.9], [0.9])
+    with pytest.raises(UserError, match="parity"):
+        parity([0.9, 0.8], [0.9])
+
+
+def test_cli_takes_precision_and_memory_format():
+    parser = build_parser()
+    args = parser.parse_args(["bench", "--precision", "bf16", "--no-channels-last"])
+    assert args.precision == "bf16" and args.channels_last is False and not args.variants
+    args = parser.parse_args(["run", "--precision", "fp64"])
+    assert args.precision == "fp64" and args.channels_last is True
