@@ -140,10 +140,15 @@ def end(namespace: dict) -> dict:
 
 
 def results_path(results_dir: str) -> Path:
-    """A relative ``results_dir`` means relative to ``notebooks/`` (where the batch runner starts a notebook), so an
-    ad-hoc run from the repository root or anywhere else stores its runs in the repository's ``results/``."""
+    """A relative ``results_dir`` is relative to the notebook's folder, where the batch runner (and papermill with
+    ``--cwd``) starts its kernel. papermill started from the repository root without ``--cwd`` runs the kernel there
+    instead; that case is mapped to ``notebooks/``, so an ad-hoc run stores its runs in the repository's ``results/``
+    rather than beside the repository."""
     path = Path(results_dir)
-    return path if path.is_absolute() else (NOTEBOOKS / path).resolve()
+    if path.is_absolute():
+        return path
+    base = NOTEBOOKS if Path.cwd().resolve() == REPO_ROOT.resolve() else Path.cwd()
+    return (base / path).resolve()
 
 
 def _commit() -> str:
