@@ -164,6 +164,11 @@ def _add_speed_options(parser: argparse.ArgumentParser) -> None:
                         help="NHWC memory format for images: the same arithmetic, faster convolutions.")
 
 
+def _add_where_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
+    parser.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake ends like every other user error: one line on stderr, exit status 2."""
 
@@ -223,8 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_options(run)
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
-    run.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
-    run.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
+    _add_where_options(run)
     run.set_defaults(func=cmd_run)
 
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
@@ -249,8 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_options(bench)
     bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
                        "bare step, loop and evaluation rates of every precision and memory-format variant.")
-    bench.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
-    bench.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
+    _add_where_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 
