@@ -236,6 +236,10 @@ def test_grid_of_four_cells_on_a_local_cluster(tmp_path, monkeypatch):
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and "remove-cell" in injected[0]["metadata"]["tags"]
     assert "lr = 0.002" in "".join(injected[0]["source"]) and "seed = 1" in "".join(injected[0]["source"])
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which slows CPU training 2-3x: the kernel must not have it
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] if c["cell_type"] == "code"
+                      for o in c["outputs"])
+    assert "MALLOC_TRIM_THRESHOLD_ = None" in printed, printed
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     again = batch.run_grid(grid, workers=2, progress=False)
     assert [s["status"] for s in again.states] == ["done"] * 4
