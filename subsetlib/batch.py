@@ -404,7 +404,12 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
         if todo and not scheduler:
             if gpus:
                 os.environ["SUBSETLIB_WORKER_GPUS"] = gpus
-            cluster = LocalCluster(n_workers=workers or n, threads_per_worker=1, processes=True, dashboard_address=None)
+            # no more workers than the widest wave has cells, and the cores shared among them: a one-cell grid
+            # gives its kernel every core instead of one
+            widest = max(sum(c.wave == w for c in todo) for w in {c.wave for c in todo})
+            n_local = min(workers or n, widest)
+            threads = threads if gpus else max(1, (os.cpu_count() or 1) // n_local)
+            cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         for wave in sorted({c.wave for c in todo}):
             cells = {c.key: c for c in todo if c.wave == wave}

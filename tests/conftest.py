@@ -60,6 +60,7 @@ SAVE_ONE_RUN = """\
 import os
 from subsetlib import data, protocols, results
 print("MALLOC_TRIM_THRESHOLD_ =", os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+print("OMP_NUM_THREADS =", os.environ.get("OMP_NUM_THREADS"))
 cfg = protocols.RunConfig(dataset=dataset, lr=lr, batch_size=500, eval_every=100.0, eval_train=False)
 rid = protocols.run_id("conventional", cfg, seed, epochs=epochs)
 if not results.has_run(results_dir, rid):
