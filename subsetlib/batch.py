@@ -40,9 +40,7 @@ import yaml
 
 from subsetlib.errors import UserError, check_seed
 from subsetlib.io import atomic_write, atomic_write_text
-
-# As in subsetlib.data, but not imported from there: a Dask worker unpickling execute_cell then needs no torch.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from subsetlib.repo import REPO_ROOT
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
 STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}

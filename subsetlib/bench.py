@@ -13,7 +13,6 @@ that decides whether bf16 matches fp32.
 import gzip
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from subsetlib import protocols
-from subsetlib.data import TORCHVISION_CLASSES, Dataset, DatasetSpec, load, resolve_device
+from subsetlib.data import TORCHVISION_CLASSES, Dataset, DatasetSpec, device_name, load, resolve_device
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 from subsetlib.train import (
@@ -53,20 +52,6 @@ def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so that perf_counter brackets the work and not just its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's marketing name, or the CPU model and the cores this process may use (timings depend on both)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"cpu ({model}, {cores} cores)"
 
 
 def load_average() -> float:

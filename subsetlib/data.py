@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import pickle
+import platform
 import tarfile
 import warnings
 import zipfile
@@ -25,8 +26,7 @@ from PIL import Image
 from subsetlib.errors import UserError, check_seed, check_whole_number
 from subsetlib.io import atomic_write
 from subsetlib.q import check_fraction
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from subsetlib.repo import REPO_ROOT
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test; x is N×C×H×W uint8
 
@@ -404,6 +404,20 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise UserError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's marketing name, or the CPU model and the cores this process may use (timings depend on both)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"cpu ({model}, {cores} cores)"
 
 
 def load(name: str, root: str | os.PathLike | None = None, device: str | torch.device = "auto",

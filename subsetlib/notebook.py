@@ -13,12 +13,11 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from subsetlib.data import REPO_ROOT
 from subsetlib.errors import UserError
+from subsetlib.repo import REPO_ROOT, commit
 
 SMOKE_ENV = "SUBSETLIB_SMOKE"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -151,21 +150,15 @@ def results_path(results_dir: str) -> Path:
     return (base / path).resolve()
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def box_html(params: dict, injected: set[str] | list[str], run_commits: list[str] | None = None) -> str:
     """One line a reader can take in (scale, commits of the runs, device, when), the full parameters folded below."""
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    from subsetlib.data import device_name, resolve_device
+
+    device = device_name(resolve_device("auto"))
     scale = "smoke test (tiny sizes for CI)" if smoke() else params.get("scale", "ad hoc")
-    page_commit = _commit()
+    page_commit = commit(10)
     commits = sorted(set(run_commits or []))
     if not commits:
         made = f"commit <code>{page_commit}</code>"

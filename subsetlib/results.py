@@ -12,7 +12,6 @@ leaves either the old file or the new one, never half of one.
 
 import os
 import platform
-import subprocess
 import tempfile
 import warnings
 from datetime import UTC, datetime
@@ -23,9 +22,10 @@ import pandas as pd
 import torch
 
 import subsetlib
-from subsetlib.data import REPO_ROOT, Dataset
+from subsetlib.data import Dataset, device_name
 from subsetlib.errors import UserError
 from subsetlib.io import atomic_write
+from subsetlib.repo import commit, git
 
 if TYPE_CHECKING:
     from subsetlib.protocols import RunResult
@@ -33,22 +33,14 @@ if TYPE_CHECKING:
 TABLES = ("runs", "curves")
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def provenance(data: Dataset) -> dict:
     """Where and with what a run was made: code version, device, library versions, data location."""
-    device = data.device
     return {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_commit": commit(),
         # dirty: a tracked file changed, or code that git does not know yet (outputs such as results/ do not count)
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")
-                          or _git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")
+                          or git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
+        "device": device_name(data.device),
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "none",
