@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from subsetlib import protocols
-from subsetlib.data import TORCHVISION_CLASSES, Dataset, DatasetSpec, device_name, load, resolve_device
+from subsetlib.data import Dataset, device_name, load, resolve_device
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
+from subsetlib.registry import DatasetSpec
 from subsetlib.train import (
     FlopMeter,
     Ledger,
@@ -94,7 +95,7 @@ class ArrayImages(torch.utils.data.Dataset):
 
 
 def torchvision_transform(spec: DatasetSpec, augment: bool) -> Transform:
-    """ToTensor + Normalize, preceded by the PIL twin of ``data.augment`` when augmenting."""
+    """ToTensor + Normalize, preceded by the PIL twin of ``preprocess.augment`` when augmenting."""
     from torchvision import transforms as T
 
     size = spec.shape[1:]
@@ -114,10 +115,10 @@ def torchvision_train_set(data: Dataset, transform: Transform) -> tuple[torch.ut
     """
     import torchvision.datasets
 
-    if data.name not in TORCHVISION_CLASSES:
+    if data.spec.torchvision is None:
         x, y = data.x_train.cpu().numpy(), data.y_train.cpu().numpy()
         return ArrayImages(x, y, transform), "PIL images from the loaded uint8 arrays (ArrayImages)"
-    cls = getattr(torchvision.datasets, TORCHVISION_CLASSES[data.name])
+    cls = getattr(torchvision.datasets, data.spec.torchvision)
     folder = Path(data.root)
     try:
         return cls(str(folder.parent), train=True, download=False, transform=transform), f"torchvision {cls.__name__}"

@@ -33,7 +33,7 @@ RUN_DEFAULTS = {"epochs": 5, "subset_epochs": 10}
 
 
 def cmd_q(args: argparse.Namespace) -> int:
-    from subsetlib.q import q_table
+    from subsetlib.planner import q_table
 
     table = q_table(args.model, args.dataset, args.fractions, args.target_q)
     first = table.iloc[0]
@@ -49,9 +49,10 @@ def cmd_q(args: argparse.Namespace) -> int:
 def _check_run_inputs(args: argparse.Namespace):
     """Every input of ``run`` checked before anything is loaded or written, so a typo leaves no trace on disk."""
     from subsetlib import data, protocols
-    from subsetlib.models import build_model
-    from subsetlib.q import check_fraction, count_parameters, min_subset_size
-    from subsetlib.train import make_optimizer
+    from subsetlib.errors import check_fraction
+    from subsetlib.planner import parameter_count, size_for_q
+    from subsetlib.registry import dataset_spec
+    from subsetlib.train import check_optimizer
 
     for name, protocols_using in PROTOCOL_FLAGS.items():
         if getattr(args, name) is not None and args.protocol not in protocols_using:
@@ -61,10 +62,10 @@ def _check_run_inputs(args: argparse.Namespace):
     for name, default in RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    spec = data.dataset_spec(args.dataset)
+    spec = dataset_spec(args.dataset)
     device = data.resolve_device(args.device)
-    model = build_model(args.model, spec.shape, spec.num_classes)
-    make_optimizer(model, args.optimizer, args.lr)
+    p = parameter_count(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
+    check_optimizer(args.optimizer, args.lr)
     cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
                               batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every,
                               precision=args.precision, channels_last=args.channels_last)
@@ -76,13 +77,11 @@ def _check_run_inputs(args: argparse.Namespace):
             raise UserError(f"give --fraction or --target-q, not both (protocol {args.protocol})")
         if args.protocol == "growing" and args.fraction is None:
             raise UserError("protocol growing needs --fraction (its first stage)")
+        what = "subset"
         if args.fraction is not None:
-            smallest, what = max(1, round(check_fraction(args.fraction) * spec.train_size)), "subset"
+            smallest = max(1, round(check_fraction(args.fraction) * spec.train_size))
         else:
-            smallest, what = min_subset_size(count_parameters(model), spec.num_classes, args.target_q), "subset"
-            if smallest > spec.train_size:
-                raise UserError(f"target Q {args.target_q} needs K={smallest} examples but {args.dataset} has "
-                                f"{spec.train_size}: choose a smaller target")
+            smallest = size_for_q(p, spec.num_classes, spec.train_size, args.target_q, args.dataset)
     if args.batch_size > smallest:
         raise UserError(f"batch size {args.batch_size} exceeds the {smallest} examples of the {what}: "
                         f"choose --batch-size {smallest} or less")
@@ -185,8 +184,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from subsetlib.data import dataset_names
     from subsetlib.models import model_names
+    from subsetlib.registry import dataset_names
     from subsetlib.train import OPTIMIZERS
 
     parser = _Parser(prog="python -m subsetlib", description=__doc__.replace("``", "'"), formatter_class=_Help)

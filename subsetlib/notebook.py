@@ -16,7 +16,7 @@ import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_fraction, check_seed
 from subsetlib.repo import REPO_ROOT, commit
 
 SMOKE_ENV = "SUBSETLIB_SMOKE"
@@ -85,9 +85,7 @@ def _check_model(name: object) -> None:
 
 
 def _registry_checks() -> dict[str, object]:
-    from subsetlib.data import dataset_spec
-    from subsetlib.errors import check_seed
-    from subsetlib.q import check_fraction
+    from subsetlib.registry import dataset_spec
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction}
 

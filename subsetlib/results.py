@@ -14,9 +14,9 @@ import os
 import platform
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -27,10 +27,16 @@ from subsetlib.errors import UserError
 from subsetlib.io import atomic_write
 from subsetlib.repo import commit, git
 
-if TYPE_CHECKING:
-    from subsetlib.protocols import RunResult
-
 TABLES = ("runs", "curves")
+
+
+@dataclass
+class RunResult:
+    """One run as it is stored: tidy evaluation rows (the learning curve with the cumulative ledger) and one summary
+    row."""
+
+    curve: list[dict] = field(default_factory=list)  # one row per evaluation
+    summary: dict = field(default_factory=dict)  # one row per run
 
 
 def provenance(data: Dataset) -> dict:
@@ -68,7 +74,7 @@ def check_writable(results_dir: str | os.PathLike, what: str = "results director
     return path
 
 
-def save(result: "RunResult", data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
+def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
     """Store one run: the curve first, then the summary that marks it complete. Returns the run id."""
     root = check_writable(results_dir)
     ended = datetime.now(UTC)
@@ -108,12 +114,12 @@ def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
     return not damaged and (root / "curves" / f"{rid}.parquet").is_file()
 
 
-def load_run(results_dir: str | os.PathLike, rid: str) -> tuple[list[dict], dict]:
+def load_run(results_dir: str | os.PathLike, rid: str) -> RunResult:
     """The stored curve rows and summary of one complete run."""
     root = Path(results_dir)
     curve = pd.read_parquet(root / "curves" / f"{rid}.parquet").to_dict("records")
     summary = pd.read_parquet(root / "runs" / f"{rid}.parquet").iloc[0].to_dict()
-    return curve, summary
+    return RunResult(curve, summary)
 
 
 def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataFrame:

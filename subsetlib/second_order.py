@@ -14,15 +14,15 @@ storing work as for every other arm.
 """
 
 import bisect
-from dataclasses import replace
 
 import torch
 
-from subsetlib import data as datamod
-from subsetlib.errors import UserError
+from subsetlib.data import Dataset
+from subsetlib.errors import UserError, check_fraction
 from subsetlib.lbfgs import FullBatchLoss, check_settings, minimize
-from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, RunResult, fraction_for_q, run_phases
-from subsetlib.q import check_fraction
+from subsetlib.planner import subset_fraction
+from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, run_phases
+from subsetlib.results import RunResult
 from subsetlib.train import inputs, prepare_model
 
 
@@ -63,7 +63,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
     return train
 
 
-def lbfgs_subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, lbfgs_iterations: int,
+def lbfgs_subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, lbfgs_iterations: int,
                              finetune_epochs: int, fraction: float | None = None, target_q: float | None = None,
                              history_size: int = 20, chunk_size: int = 4096, results_dir: str | None = None
                              ) -> RunResult:
@@ -74,42 +74,11 @@ def lbfgs_subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, l
     ``lbfgs_stopped``.
     With ``results_dir`` a stored run is loaded instead of trained, and a new one is saved (as ``run_phases`` does).
     """
-    if (fraction is None) == (target_q is None):
-        raise UserError("give exactly one of fraction or target_q for the subset")
     if not isinstance(lbfgs_iterations, int) or lbfgs_iterations <= 0:
         raise UserError(f"lbfgs_iterations must be a positive whole number (got {lbfgs_iterations!r})")
-    f = fraction if fraction is not None else fraction_for_q(data, cfg, target_q)
+    f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations), Phase("finetune", 1.0, finetune_epochs)]
     params = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
               "finetune_epochs": finetune_epochs, "history_size": history_size, "chunk_size": chunk_size}
     return run_phases(data, cfg, phases, seed, "lbfgs-subset", params, results_dir,
                       {"lbfgs": lbfgs_trainer(history_size, chunk_size=chunk_size)})
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# CPU-scale data
-
-
-def reduced(data: datamod.Dataset, train_size: int, test_size: int, seed: int = 0) -> datamod.Dataset:
-    """A stratified random part of a dataset under its own name (e.g. ``mnist-10000-2000``), so that results made on
-    it can never be read as full-dataset results. For CPU-scale runs; the GPU grids use the full sets."""
-    n_train, n_test = len(data.y_train), len(data.y_test)
-    if not 0 < train_size <= n_train or not 0 < test_size <= n_test:
-        raise UserError(f"{data.name} has {n_train} training and {n_test} test examples: choose train_size and "
-                        f"test_size within those (got {train_size}, {test_size})")
-    if train_size == n_train and test_size == n_test:
-        return data
-    train = datamod.subset_of_size(data.y_train, train_size, seed)
-    test = datamod.subset_of_size(data.y_test, test_size, seed)
-    name = f"{data.name}-{len(train)}-{len(test)}"
-    spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test))
-    root = f"{data.root} (stratified part: {len(train)} train, {len(test)} test examples, seed {seed})"
-    t, s = train.to(data.device), test.to(data.device)
-    return datamod.Dataset(spec, data.x_train[t], data.y_train[t], data.x_test[s], data.y_test[s], root)
-
-
-def load_reduced(name: str, train_size: int | None = None, test_size: int | None = None,
-                 device: str = "auto") -> datamod.Dataset:
-    """``data.load`` then ``reduced`` (None keeps a split whole)."""
-    full = datamod.load(name, device=device)
-    return reduced(full, train_size or len(full.y_train), test_size or len(full.y_test))

@@ -234,7 +234,8 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
              results_dir: str) -> list[str]:
     """Seed by seed, the conventional arm then one subset arm per fraction (and per subset-phase length when
     ``subset_steps`` is a list); stored runs are loaded, not retrained. Returns the run ids."""
-    from subsetlib import data, protocols
+    from subsetlib import protocols
+    from subsetlib.subsets import subset_indices
 
     steps_list = subset_steps if isinstance(subset_steps, list) else [subset_steps]
     run_ids = []
@@ -242,7 +243,7 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
         run = protocols.conventional(ds, cfg, seed, conventional_epochs, results_dir=results_dir)
         run_ids.append(run.summary["run_id"])
         for f in fractions:
-            k = len(data.subset_indices(ds.y_train, f, seed, cfg.stratified))
+            k = len(subset_indices(ds.y_train, f, seed, cfg.stratified))
             for steps in steps_list:
                 epochs = epochs_for_steps(steps, k, cfg.batch_size)
                 run = protocols.subset_pretraining(ds, cfg, seed, epochs, finetune_epochs, fraction=f,

@@ -25,8 +25,10 @@ from torch import nn
 from subsetlib import results
 from subsetlib.errors import UserError
 from subsetlib.lbfgs import Fit, FullBatchLoss, flat, minimize
-from subsetlib.protocols import RunResult, run_id
-from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
+from subsetlib.planner import size_for_q
+from subsetlib.protocols import run_id
+from subsetlib.q import count_parameters, overdetermination_ratio
+from subsetlib.results import RunResult
 from subsetlib.train import FlopMeter, Ledger
 
 DTYPE = torch.float64  # near a minimum, float32 rounding would hide the distances this module measures
@@ -236,10 +238,8 @@ class StudyConfig:
 
 def subset_for_q(task: TensorTask, target_q: float, seed: int) -> torch.Tensor:
     """The first K = ⌈Q·P/M⌉ examples of a random order fixed by ``seed`` (nested across Q)."""
-    k = min_subset_size(task.parameter_count, task.outputs, target_q)
     n = len(task.y_train)
-    if k > n:
-        raise UserError(f"target Q {target_q} needs K={k} examples but the task has {n}: lower it or enlarge k_train")
+    k = size_for_q(task.parameter_count, task.outputs, n, target_q, "the task", "lower it or enlarge k_train")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[:k].to(task.device)
 
@@ -269,7 +269,7 @@ def subset_minimum_study(task: TensorTask, cfg: StudyConfig, seed: int, target_q
         raise UserError(f"study config names task {cfg.task!r} but the task given is {task.name!r}")
     ids = [study_run_id(cfg, seed, q) for q in [None, *target_qs]]
     if results_dir is not None and all(results.has_run(results_dir, rid) for rid in ids):
-        return [RunResult(*results.load_run(results_dir, rid)) for rid in ids]
+        return [results.load_run(results_dir, rid) for rid in ids]
     started = datetime.now(UTC)
     p, m, n = task.parameter_count, task.outputs, len(task.y_train)
     full_model = task.student(seed)

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from subsetlib import accounting, data, lbfgs, protocols, results
+from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, subsets
 from subsetlib import second_order as so
 from subsetlib import teacher as T
 from subsetlib.errors import UserError
@@ -20,7 +20,7 @@ from subsetlib.train import FlopMeter, Ledger
 @pytest.fixture(scope="module")
 def small():
     torch.set_num_threads(1)
-    return so.reduced(data.load("synthetic", device="cpu"), 500, 200)
+    return subsets.reduced(data.load("synthetic", device="cpu"), 500, 200)
 
 
 class ForwardCounter:
@@ -41,7 +41,7 @@ def _lbfgs_phase(small, iterations: int, chunk_size: int):
     model = build_model("cnn-simple", small.spec.shape, 10)
     counter = ForwardCounter(model)
     cfg = protocols.RunConfig(dataset=small.name)
-    indices = data.subset_indices(small.y_train, 0.2, 0)
+    indices = subsets.subset_indices(small.y_train, 0.2, 0)
     ledger, flops = Ledger(), FlopMeter(model, small.spec.shape, 10)
     counter.calls = counter.examples = 0  # FlopMeter probes a deep copy; only the real model counts from here on
     phase = protocols.Phase("lbfgs", 0.2, iterations)
@@ -67,7 +67,7 @@ def test_lbfgs_ledger_counts_every_evaluation(small, chunk_size):
 def test_chunked_gradient_is_the_full_batch_gradient(small):
     torch.manual_seed(0)
     model = build_model("cnn-simple", small.spec.shape, 10)
-    x, y = data.normalize(small.x_train[:100], small.spec), small.y_train[:100]
+    x, y = preprocess.normalize(small.x_train[:100], small.spec), small.y_train[:100]
     grads = []
     for chunk in (100, 7):
         loss = lbfgs.FullBatchLoss(model, x, y, Ledger(), lambda k: 0.0, chunk)()
@@ -106,7 +106,7 @@ def test_bad_input_is_a_user_error(small):
     with pytest.raises(UserError, match="lbfgs_iterations"):
         so.lbfgs_subset_pretraining(small, cfg, 0, 0, 1, fraction=0.2)
     with pytest.raises(UserError, match="train_size"):
-        so.reduced(small, 10**6, 10)
+        subsets.reduced(small, 10**6, 10)
     with pytest.raises(UserError, match="chunk_size"):
         lbfgs.FullBatchLoss(torch.nn.Linear(1, 1), torch.zeros(1, 1), torch.zeros(1), Ledger(), lambda k: 0.0, 0)
 
