@@ -154,16 +154,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_speed_options(parser: argparse.ArgumentParser) -> None:
+def _add_shared_options(parser: argparse.ArgumentParser, datasets: str, models: str) -> None:
+    """The options ``run`` and ``bench`` share: what to train and how, and where."""
     from subsetlib.train import PRECISIONS
 
+    parser.add_argument("--dataset", default="mnist", help=f"The dataset: {datasets}.")
+    parser.add_argument("--model", default="cnn-simple", help=f"The model: {models}.")
+    parser.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    parser.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
     parser.add_argument("--precision", default="fp32", help=f"Arithmetic: {', '.join(PRECISIONS)} (bf16 is autocast, "
                         "on the CPU too).")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="NHWC memory format for images: the same arithmetic, faster convolutions.")
-
-
-def _add_where_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
     parser.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
 
@@ -208,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", "train one protocol on real data and store the result")
     run.add_argument("--protocol", choices=["conventional", "subset", "growing"], default="conventional",
                      help="Full-set training, subset pretraining then fine-tuning, or growing subsets.")
-    run.add_argument("--dataset", default="mnist", help=f"The dataset to train on: {datasets}.")
-    run.add_argument("--model", default="cnn-simple", help=f"The model to train: {models}.")
+    _add_shared_options(run, datasets, models)
     run.add_argument("--fraction", type=float, help="Subset fraction in (0, 1]; protocols subset and growing only "
                      "(no default: subset needs it or --target-q, growing needs it).")
     run.add_argument("--target-q", type=float, help="Choose the subset by its Q instead; protocol subset only "
@@ -219,15 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subset-epochs", type=_positive_int, help="Epochs per subset phase or growing stage; "
                      f"protocols subset and growing only (default: {RUN_DEFAULTS['subset_epochs']})")
     run.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="One run per seed, each from 0 to 2**63 - 1.")
-    run.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
     run.add_argument("--optimizer", default="adam", help=f"The optimizer: {', '.join(OPTIMIZERS)}.")
     run.add_argument("--lr", type=float, default=1e-3, help="Learning rate, > 0.")
     run.add_argument("--eval-every", type=float, default=0.5, help="Epoch-equivalents between evaluations.")
-    run.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
-    _add_speed_options(run)
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
-    _add_where_options(run)
     run.set_defaults(func=cmd_run)
 
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
@@ -243,16 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(func=cmd_batch)
 
     bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")
-    bench.add_argument("--dataset", default="mnist", help=f"The dataset to time: {datasets}.")
-    bench.add_argument("--model", default="cnn-simple", help=f"The model to time: {models}.")
-    bench.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    _add_shared_options(bench, datasets, models)
     bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
     bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
-    bench.add_argument("--augment", action="store_true", help="Time with random crops and flips.")
-    _add_speed_options(bench)
     bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
                        "bare step, loop and evaluation rates of every precision and memory-format variant.")
-    _add_where_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 
