@@ -66,9 +66,7 @@ def _check_run_inputs(args: argparse.Namespace):
     device = data.resolve_device(args.device)
     p = parameter_count(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
     check_optimizer(args.optimizer, args.lr)
-    cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
-                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every,
-                              precision=args.precision, channels_last=args.channels_last)
+    cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields
     smallest, what = spec.train_size, "training set"
     if args.protocol != "conventional":
         if args.fraction is None and args.target_q is None:

@@ -10,7 +10,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
@@ -59,13 +59,16 @@ class RunConfig:
             raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")
 
 
-def config_from(params: dict) -> RunConfig:
-    """A RunConfig from a plain dict, rejecting unknown keys with the list of valid ones."""
+def config_from(params: Mapping, **overrides) -> RunConfig:
+    """The RunConfig that a notebook's parameters describe: the RunConfig fields among ``params`` (the dict
+    ``nb.end`` returns; its other parameters are not the config's), then ``overrides`` (e.g. ``dataset=ds.name`` for
+    a reduced set, or the model of a loop). A field a notebook does not set keeps the default, so its run ids stay
+    those of a config written out by hand. An override that is no RunConfig field is refused with the valid ones."""
     valid = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(params) - valid)
+    unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise UserError(f"unknown parameter(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(valid))}")
-    return RunConfig(**params)
+        raise UserError(f"unknown RunConfig field(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(valid))}")
+    return RunConfig(**{**{k: v for k, v in params.items() if k in valid}, **overrides})
 
 
 @dataclass(frozen=True)

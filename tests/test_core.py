@@ -258,6 +258,16 @@ def test_every_precision_and_layout_trains_with_the_same_ledger(mini, precision,
     assert len(others) == 3  # precision is part of what defines a run
 
 
+def test_config_from_notebook_parameters_keeps_the_run_id():
+    """A notebook's parameters hold more than a RunConfig; config_from picks its fields, and a config built so has
+    the run id of the same config written out by hand (the ids of stored runs depend on it)."""
+    params = {"dataset": "synthetic", "model": "cnn-simple", "seeds": [0, 1], "batch_size": 64, "eval_dense": 3,
+              "results_dir": "../results/adhoc", "scale": "ad hoc"}
+    cfg = protocols.config_from(params, model="cnn-simple-narrow")
+    by_hand = protocols.RunConfig(dataset="synthetic", model="cnn-simple-narrow", batch_size=64, eval_dense=3)
+    assert cfg == by_hand
+    assert protocols.run_id("conventional", cfg, 0, epochs=2) == protocols.run_id("conventional", by_hand, 0, epochs=2)
+
 
 def test_fp64_trains_in_double_and_bf16_differs_from_fp32_only_by_rounding(mini):
     losses = {}

@@ -277,7 +277,7 @@ def api_calls(synthetic) -> dict:
         "optimizer": lambda: train.make_optimizer(model, "rmsprop"),
         "learning rate": lambda: train.make_optimizer(model, "adam", -1.0),
         "batch size": lambda: protocols.RunConfig(batch_size=0),
-        "unknown config key": lambda: protocols.config_from({"batchsize": 64}),
+        "unknown config field": lambda: protocols.config_from({}, batchsize=64),
         "wrong dataset for config": lambda: protocols.conventional(synthetic, tiny_config(dataset="mnist"), 0, 1),
         "epochs 0": lambda: protocols.conventional(synthetic, cfg, 0, epochs=0),
         "subset size twice": lambda: protocols.subset_pretraining(synthetic, cfg, 0, 1, 1, fraction=0.5, target_q=1),
