@@ -159,6 +159,14 @@ def mean_std(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {spread}"
 
 
+def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float = 1.0, missing: str = ""
+                    ) -> list[str]:
+    """``mean_std`` row by row, for a table column: values times ``scale`` (100 for percent), ``missing`` where
+    there is no mean (e.g. "not reached")."""
+    return [mean_std(scale * m, scale * s, digits) if pd.notna(m) else missing
+            for m, s in zip(means, stds, strict=True)]
+
+
 def _significant(value: float, figures: int = 3) -> str:
     if value == 0:
         return "0"
