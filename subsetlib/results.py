@@ -122,6 +122,12 @@ def load_run(results_dir: str | os.PathLike, rid: str) -> RunResult:
     return RunResult(curve, summary)
 
 
+def load_runs(results_dir: str | os.PathLike, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and curves of these run ids (a notebook's own runs among all stored there)."""
+    runs, curves = load(results_dir), load(results_dir, "curves")
+    return runs[runs["run_id"].isin(run_ids)], curves[curves["run_id"].isin(run_ids)]
+
+
 def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataFrame:
     """All complete runs under one or more results directories as one DataFrame.
 

@@ -252,15 +252,6 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
     return run_ids
 
 
-def load_runs(results_dir: str, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and curves of these run ids, from the results store."""
-    from subsetlib import results
-
-    runs = results.load(results_dir)
-    curves = results.load(results_dir, "curves")
-    return runs[runs["run_id"].isin(run_ids)], curves[curves["run_id"].isin(run_ids)]
-
-
 def best_fraction(costs: pd.DataFrame) -> float:
     """The subset fraction where subset pretraining did best at the main accuracy target (the plan's rule for where
     to run the baselines): most seeds reaching it, then the lowest mean examples ratio."""
