@@ -4,7 +4,10 @@ Every import counts, at the top of a module or inside a function (a lazy import 
 """
 
 import ast
+import subprocess
 from pathlib import Path
+
+from conftest import PYTHON, child_env
 
 PACKAGE = Path(__file__).resolve().parent.parent / "subsetlib"
 
@@ -89,3 +92,13 @@ def test_the_module_table_lists_every_module_in_import_order():
     for i, module in enumerate(order):
         later = (graph[module] - {"__init__"}) & set(order[i:])
         assert not later, f"{module} imports {sorted(later)}, listed below it in docs/CONTRIBUTING.md"
+
+
+def test_torch_free_modules_import_without_torch():
+    """Dask workers unpickle batch.execute_cell, and pages read the registry, without torch."""
+    free = ["errors", "io", "repo", "formats", "registry", "present", "batch"]
+    code = (f"import sys\nfor m in {free!r}:\n    __import__('subsetlib.' + m)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
