@@ -31,8 +31,9 @@ def smoke() -> bool:
 
 
 def begin(namespace: dict) -> bool:
-    """Remember where the parameters cell starts; return the smoke flag for it to use."""
+    """Remember where the parameters cell starts (and the names bound so far); return the smoke flag for it."""
     _state["start"] = len(namespace.get("In", []))
+    _state["names"] = set(namespace)
     return smoke()
 
 
@@ -121,6 +122,9 @@ def end(namespace: dict) -> dict:
     declared_sources = cells[:1]
     injected_sources = cells[1:]
     declared = {name for src in declared_sources for name in _assigned(src)}
+    if not cells:  # run without a history (nbval executes cells so): the names bound since begin, but its flag
+        declared = {name for name in set(namespace) - _state.get("names", set(namespace))
+                    if not name.startswith("_") and name != "SMOKE"}
     injected = {name for src in injected_sources for name in _assigned(src)}
     unknown = sorted(injected - declared)
     if unknown:

@@ -160,6 +160,20 @@ def test_notebook_rejects_bad_parameters(tmp_path, monkeypatch, parameters, expe
     assert not (tmp_path / "body-ran.txt").exists()  # stopped before the experiment
 
 
+def test_notebook_parameters_without_a_history(tmp_path):
+    """nbval runs cells without a history (In stays empty): end still returns what the parameters cell bound, so
+    protocols.config_from(params) builds the config the notebook declares."""
+    from subsetlib import notebook as nb
+
+    namespace = {"os": os, "In": [""]}
+    namespace["SMOKE"] = nb.begin(namespace)
+    declared = {"dataset": "synthetic", "batch_size": 64, "results_dir": str(tmp_path), "scale": "ad hoc"}
+    namespace.update(declared)
+    params = nb.end(namespace)
+    assert params == declared
+    assert protocols.config_from(params) == protocols.RunConfig(dataset="synthetic", batch_size=64)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Bad input: grid files
 
