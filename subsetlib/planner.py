@@ -1,8 +1,8 @@
 """Planning subsets for a model and a dataset: P of the model as the runs build it, K and Q of subsets, the fraction
 for a target Q, and the Q planner page's offline calculator.
 
-Models are built on the ``meta`` device to count their parameters: no memory, no weights drawn, so planning never
-moves the global random state that a run's initialisation depends on.
+Models are built on the ``meta`` device to count their parameters and FLOPs: no memory, no weights drawn, so planning
+never moves the global random state that a run's initialisation depends on.
 
 The calculator needs, for each model/dataset pair, P, M, the training-set size N and the FLOPs of one training step
 per example; the page embeds them as JSON with plain JavaScript, so that a reader can try any fraction or target Q
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from torch import nn
 
 from subsetlib.data import Dataset
 from subsetlib.errors import UserError, check_fraction
@@ -24,10 +25,15 @@ from subsetlib.registry import DatasetSpec, dataset_spec
 from subsetlib.train import FlopMeter
 
 
-def parameter_count(model: str, spec: DatasetSpec) -> int:
-    """P of ``model`` built for the dataset's input shape and classes, as the runs build it (on the meta device)."""
+def meta_model(model: str, spec: DatasetSpec) -> nn.Module:
+    """``model`` built for the dataset's input shape and classes, as the runs build it, on the meta device."""
     with torch.device("meta"):
-        return count_parameters(build_model(model, spec.shape, spec.num_classes))
+        return build_model(model, spec.shape, spec.num_classes)
+
+
+def parameter_count(model: str, spec: DatasetSpec) -> int:
+    """P of ``model`` for this dataset."""
+    return count_parameters(meta_model(model, spec))
 
 
 def size_for_q(p: int, m: int, n: int, target_q: float, what: str, fix: str = "choose a smaller target") -> int:
@@ -82,7 +88,7 @@ def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict
     for name in dataset_names:
         spec = dataset_spec(name)
         for model_name in model_names:
-            model = build_model(model_name, spec.shape, spec.num_classes)
+            model = meta_model(model_name, spec)  # FlopCounterMode counts on the meta device as on a real one
             rows.append({"model": model_name, "dataset": name, "dataset_title": spec.title,
                          "P": count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
                          "flops_per_example": FlopMeter(model, spec.shape, spec.num_classes)(1)})

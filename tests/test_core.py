@@ -87,7 +87,10 @@ def test_planning_leaves_the_global_random_state_alone(synthetic):
     p = planner.parameter_count("cnn-simple", registry.dataset_spec("mnist"))
     table = planner.q_table("resnet18-cifar", "cifar10", [1 / 2], [2.0])
     fraction = planner.subset_fraction("cnn-simple", synthetic, target_q=0.5)
+    [pair] = planner.pairs(["cnn-simple"], ["mnist"])
     assert torch.equal(torch.get_rng_state(), state)
+    assert pair["P"] == p and pair["flops_per_example"] == FlopMeter(build_model("cnn-simple", (1, 28, 28), 10),
+                                                                     (1, 28, 28), 10)(1)
     assert p == count_parameters(build_model("cnn-simple", (1, 28, 28), 10)) == 23946
     assert table["P"].iloc[0] == count_parameters(build_model("resnet18-cifar", (3, 32, 32), 10))
     assert fraction == min_subset_size(p, 10, 0.5) / len(synthetic.y_train)
