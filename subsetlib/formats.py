@@ -39,8 +39,8 @@ def check_file(path: Path, digest: str | None, verify: bool, how_to_get: str, al
 
 
 def checksum_mismatch(path: Path, algorithm: str) -> UserError:
-    return UserError(f"checksum mismatch for {path} ({algorithm}): the file is corrupt or not the expected release; "
-                     "get it again")
+    return UserError(f"checksum mismatch for {path}: the file is corrupt or not the expected release ({algorithm} "
+                     "differs); get it again")
 
 
 def read_idx_gz(path: Path) -> np.ndarray:

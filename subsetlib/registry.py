@@ -18,6 +18,8 @@ from subsetlib.repo import REPO_ROOT
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """What a dataset is, independent of its files being here: enough for P, K, M and Q, and how to read it."""
+
     name: str
     title: str  # the name as written in prose and titles ("MNIST", not "mnist")
     num_classes: int
