@@ -57,7 +57,10 @@ PARAMETERS = ('dataset = "synthetic"\nepochs = 1 if SMOKE else 2\nlr = 0.001\nse
               'results_dir = "../results/adhoc"\nscale = "ad hoc"')
 END = "params = nb.end(globals())"
 SAVE_ONE_RUN = """\
+import os
 from subsetlib import data, protocols, results
+print("MALLOC_TRIM_THRESHOLD_ =", os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+print("OMP_NUM_THREADS =", os.environ.get("OMP_NUM_THREADS"))
 cfg = protocols.RunConfig(dataset=dataset, lr=lr, batch_size=500, eval_every=100.0, eval_train=False)
 rid = protocols.run_id("conventional", cfg, seed, epochs=epochs)
 if not results.has_run(results_dir, rid):

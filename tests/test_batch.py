@@ -4,6 +4,7 @@ cluster, including one whose runner is killed halfway and then resumed."""
 
 import json
 import math
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -193,12 +194,12 @@ def test_provenance_survives_save_and_load(arms, mini, tmp_path):
 GRID_VALUES = {"seed": [0, 1], "lr": [0.001, 0.002]}
 
 
-def write_grid(tmp_path: Path) -> Path:
+def write_grid(tmp_path: Path, grid: dict | None = None) -> Path:
     notebook = write_notebook(tmp_path / "notebooks" / "one_run.ipynb", SAVE_ONE_RUN)
     spec = {"profile": "toy", "scale": "toy: tests", "results": str(tmp_path / "results"),
             "output_dir": str(tmp_path / "book"),
             "stages": [{"notebook": str(notebook), "output": "cell-{seed}-{lr}.ipynb", "parameters": {"epochs": 1},
-                        "grid": GRID_VALUES}]}
+                        "grid": grid or GRID_VALUES}]}
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -236,11 +237,29 @@ def test_grid_of_four_cells_on_a_local_cluster(tmp_path, monkeypatch):
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and "remove-cell" in injected[0]["metadata"]["tags"]
     assert "lr = 0.002" in "".join(injected[0]["source"]) and "seed = 1" in "".join(injected[0]["source"])
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which slows CPU training 2-3x: the kernel must not have it
+    printed = printed_by(tmp_path / "book" / "cell-1-0.002.ipynb")
+    assert "MALLOC_TRIM_THRESHOLD_ = None" in printed, printed
+    assert f"OMP_NUM_THREADS = {max(1, os.cpu_count() // 2)}" in printed, printed  # the cores shared by 2 workers
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     again = batch.run_grid(grid, workers=2, progress=False)
     assert [s["status"] for s in again.states] == ["done"] * 4
     assert (again.ran, again.skipped_done) == (0, 4)
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}  # a rerun touches nothing
+
+
+def printed_by(notebook: Path) -> str:
+    executed = json.loads(notebook.read_text())
+    return "".join("".join(o.get("text", "")) for c in executed["cells"] if c["cell_type"] == "code"
+                   for o in c["outputs"])
+
+
+def test_a_one_cell_grid_gives_its_kernel_every_core(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = write_grid(tmp_path, {"seed": [0], "lr": [0.001]})
+    report = batch.run_grid(grid, workers=2, progress=False)
+    assert [s["status"] for s in report.states] == ["done"]
+    assert f"OMP_NUM_THREADS = {os.cpu_count()}" in printed_by(tmp_path / "book" / "cell-0-0.001.ipynb")
 
 
 def test_grid_runner_killed_halfway_resumes_exactly_once(tmp_path, children):
