@@ -43,8 +43,10 @@ def provenance(data: Dataset) -> dict:
     """Where and with what a run was made: code version, device, library versions, data location."""
     return {
         "git_commit": commit(),
-        # dirty: a tracked file changed, or code that git does not know yet (outputs such as results/ do not count)
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")
+        # dirty: a tracked file changed, or code that git does not know yet; outputs (results/, the book's executed
+        # pages) do not count, or every run of a grid would be dirty from the runs stored before it
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                              ":(exclude)book/experiments", ":(exclude)book/generated")
                           or git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
         "device": device_name(data.device),
         "threads": torch.get_num_threads(),

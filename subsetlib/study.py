@@ -193,6 +193,28 @@ def tenth_requirements(costs: pd.DataFrame, plateau: dict, plan: Plan = PLAN) ->
     return pd.DataFrame(rows)
 
 
+def analyse(runs: pd.DataFrame, curves: pd.DataFrame, plan: Plan = PLAN) -> dict:
+    """Everything the pages and the claims read from one dataset's arms: the conventional plateau, the targets, the
+    subset minima, the cost to each target and where "a tenth" can come from."""
+    plateau = conventional_plateau(runs, curves, plan)
+    goals = targets(plateau, plan)
+    costs = cost_to_targets(runs, curves, goals)
+    return {"runs": runs, "curves": curves, "plateau": plateau, "goals": goals, "costs": costs,
+            "minima": subset_minimum(runs, curves, plateau, plan), "tenth": tenth_requirements(costs, plateau, plan)}
+
+
+def budget_text(runs: pd.DataFrame) -> str:
+    """The budget of a set of study runs in words, read from the runs themselves (seeds, model, epochs, steps)."""
+    conventional, subset = runs[runs["protocol"] == "conventional"], runs[runs["protocol"] == "subset"]
+    steps = sorted({sum(info["steps"] for info in json.loads(p).values() if info["fraction"] < 1)
+                    for p in subset["phases"]})
+    steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
+    return (f"{runs['seed'].nunique()} seeds, {runs['model'].iloc[0]}"
+            f"{' with augmentation' if runs['augment'].any() else ''}; conventional "
+            f"{int(conventional['epochs'].max())} epochs; subsets {steps_text} steps + "
+            f"{int(subset['finetune_epochs'].max())} fine-tuning epochs")
+
+
 def summarised_schedule_ratio(fraction: float, subset_epochs: int = 1000, finetune_epochs: int = 100,
                               conventional_epochs: int = 1000) -> float:
     """The epochs × set size ratio of the schedule the secondary summaries report (1000 subset + 100 fine-tuning
