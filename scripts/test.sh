@@ -9,7 +9,7 @@ if ! command -v chromium >/dev/null 2>&1; then  # the book test screenshots page
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"
   fi
 fi
-.venv/bin/ruff check subsetlib tests
+.venv/bin/ruff check .
 .venv/bin/jupyter-book build -W -n --keep-going . >/dev/null
 export SUBSETLIB_SMOKE=1 OMP_NUM_THREADS=1 TQDM_DISABLE=1
 set +e

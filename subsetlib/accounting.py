@@ -108,6 +108,25 @@ def summarize(table: pd.DataFrame, by: tuple[str, ...] = ("metric", "arm")) -> p
     return out.reset_index()
 
 
+def time_to_target_summary(runs: pd.DataFrame, curves: pd.DataFrame, arms: pd.Series) -> pd.DataFrame:
+    """``summarize`` of ``time_to_target`` per target and arm (``arms``: run id → arm label), with the target in
+    words and a ``reference`` column marking the conventional arm, whose ratios are 1 by definition."""
+    ttt = time_to_target(runs, curves)
+    ttt["arm"] = ttt["run_id"].map(arms)
+    out = summarize(ttt)
+    out["target"] = out["metric"].map({"test_acc": "test accuracy", "train_loss": "training loss"})
+    out["reference"] = out["arm"].str.startswith("conventional")
+    return out
+
+
+def reference_note(summary: pd.DataFrame) -> str:
+    """The sentence that stands for the reference rows of a ``time_to_target_summary`` table."""
+    rows = summary[summary["reference"]].itertuples()
+    reached = ", ".join(f"{r.reached} of {r.seeds} seeds ({r.target})" for r in rows)
+    return ("Ratios are to the conventional run of the same seed, the reference (1 by definition); it reached its own "
+            f"targets in {reached}.")
+
+
 def fixed_budgets(runs: pd.DataFrame) -> pd.DataFrame:
     """Fixed budgets (epochs × set size): each arm's fixed budget in epoch-equivalents, its lowest full-set training
     loss and final test accuracy (mean ± std over seeds), and its budget relative to the conventional arm's."""

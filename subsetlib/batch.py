@@ -7,8 +7,8 @@ A grid file (YAML) names stages, each a notebook with fixed parameters and lists
     seeds: [0, 1]                       # injected as `seeds` where a notebook declares it
     stages:                             # all cells run in parallel, except that a stage with `wait: true`
       - notebook: notebooks/subset_pretraining.ipynb   # starts only when every earlier stage has finished
-        output: "02-subset-{dataset}-{augment}.ipynb"
-        title: "Subset pretraining: {dataset}"  # the page's heading
+        output: "02-{n}-subset-{dataset}-{augment}.ipynb"  # {n}: the cell's place in the grid, so pages sort as listed
+        title: "Subset pretraining: {dataset}"  # the page's heading; a dataset is named by its title ("MNIST")
         parameters: {model: cnn-simple}
         grid: {dataset: [mnist, fashion-mnist], augment: [false, true]}
       - notebook: notebooks/summary.ipynb
@@ -40,9 +40,8 @@ import yaml
 
 from subsetlib.errors import UserError, check_seed
 from subsetlib.io import atomic_write, atomic_write_text
-
-# As in subsetlib.data, but not imported from there: a Dask worker unpickling execute_cell then needs no torch.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from subsetlib.registry import DATASETS
+from subsetlib.repo import REPO_ROOT
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
 STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}
@@ -82,6 +81,11 @@ class GridReport:
     @property
     def failed(self) -> list[dict]:
         return [s for s in self.states if s.get("status") == "failed"]
+
+
+def _shown(key: str, value: object) -> object:
+    """A parameter as a page title shows it: a dataset by its name in prose (Fashion-MNIST, not fashion-mnist)."""
+    return DATASETS[value].title if key == "dataset" and value in DATASETS else value
 
 
 def _slug(key: str, value: object) -> str:
@@ -175,7 +179,7 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
             raise UserError(f"every 'grid' entry in {where} must be a non-empty list")
         fixed = dict(stage.get("parameters") or {})
         injected = {"results_dir": None, "scale": spec.get("scale"), "seeds": spec.get("seeds")}
-        for combo in itertools.product(*grid.values()) if grid else [()]:
+        for n, combo in enumerate(itertools.product(*grid.values()) if grid else [()], start=1):
             values = dict(zip(grid, combo, strict=True))
             params = {**{k: v for k, v in injected.items() if v is not None and k in declared}, **fixed, **values}
             unknown = sorted(set(params) - declared)
@@ -191,8 +195,9 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
                 params["results_dir"] = os.path.relpath(results, notebook.parent)
             template = str(stage.get("output", f"{notebook.stem}-" + "-".join("{" + k + "}" for k in grid)))
             try:
-                name = template.format(**{k: _slug(k, v) for k, v in params.items()})
-                title = str(stage["title"]).format(**params) if stage.get("title") else None
+                name = template.format(**{"n": n, **{k: _slug(k, v) for k, v in params.items()}})
+                title = str(stage["title"]).format(**{k: _shown(k, v) for k, v in params.items()}) \
+                    if stage.get("title") else None
             except (KeyError, IndexError, ValueError) as err:
                 raise UserError(f"output name {template!r} or title in {where} uses {err}, "
                                 "which is not a parameter") from None

@@ -13,7 +13,6 @@ that decides whether bf16 matches fp32.
 import gzip
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -30,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from subsetlib import protocols
-from subsetlib.data import TORCHVISION_CLASSES, Dataset, DatasetSpec, load, resolve_device
+from subsetlib.data import Dataset, device_name, load, resolve_device
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
+from subsetlib.registry import DatasetSpec
 from subsetlib.train import (
     FlopMeter,
     Ledger,
@@ -53,20 +53,6 @@ def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so that perf_counter brackets the work and not just its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's marketing name, or the CPU model and the cores this process may use (timings depend on both)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"cpu ({model}, {cores} cores)"
 
 
 def load_average() -> float:
@@ -109,7 +95,7 @@ class ArrayImages(torch.utils.data.Dataset):
 
 
 def torchvision_transform(spec: DatasetSpec, augment: bool) -> Transform:
-    """ToTensor + Normalize, preceded by the PIL twin of ``data.augment`` when augmenting."""
+    """ToTensor + Normalize, preceded by the PIL twin of ``preprocess.augment`` when augmenting."""
     from torchvision import transforms as T
 
     size = spec.shape[1:]
@@ -129,10 +115,10 @@ def torchvision_train_set(data: Dataset, transform: Transform) -> tuple[torch.ut
     """
     import torchvision.datasets
 
-    if data.name not in TORCHVISION_CLASSES:
+    if data.spec.torchvision is None:
         x, y = data.x_train.cpu().numpy(), data.y_train.cpu().numpy()
         return ArrayImages(x, y, transform), "PIL images from the loaded uint8 arrays (ArrayImages)"
-    cls = getattr(torchvision.datasets, TORCHVISION_CLASSES[data.name])
+    cls = getattr(torchvision.datasets, data.spec.torchvision)
     folder = Path(data.root)
     try:
         return cls(str(folder.parent), train=True, download=False, transform=transform), f"torchvision {cls.__name__}"

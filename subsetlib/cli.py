@@ -33,7 +33,7 @@ RUN_DEFAULTS = {"epochs": 5, "subset_epochs": 10}
 
 
 def cmd_q(args: argparse.Namespace) -> int:
-    from subsetlib.q import q_table
+    from subsetlib.planner import q_table
 
     table = q_table(args.model, args.dataset, args.fractions, args.target_q)
     first = table.iloc[0]
@@ -49,9 +49,10 @@ def cmd_q(args: argparse.Namespace) -> int:
 def _check_run_inputs(args: argparse.Namespace):
     """Every input of ``run`` checked before anything is loaded or written, so a typo leaves no trace on disk."""
     from subsetlib import data, protocols
-    from subsetlib.models import build_model
-    from subsetlib.q import check_fraction, count_parameters, min_subset_size
-    from subsetlib.train import make_optimizer
+    from subsetlib.errors import check_fraction
+    from subsetlib.planner import parameter_count, size_for_q
+    from subsetlib.registry import dataset_spec
+    from subsetlib.train import check_optimizer
 
     for name, protocols_using in PROTOCOL_FLAGS.items():
         if getattr(args, name) is not None and args.protocol not in protocols_using:
@@ -61,13 +62,11 @@ def _check_run_inputs(args: argparse.Namespace):
     for name, default in RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    spec = data.dataset_spec(args.dataset)
+    spec = dataset_spec(args.dataset)
     device = data.resolve_device(args.device)
-    model = build_model(args.model, spec.shape, spec.num_classes)
-    make_optimizer(model, args.optimizer, args.lr)
-    cfg = protocols.RunConfig(dataset=args.dataset, model=args.model, optimizer=args.optimizer, lr=args.lr,
-                              batch_size=args.batch_size, augment=args.augment, eval_every=args.eval_every,
-                              precision=args.precision, channels_last=args.channels_last)
+    p = parameter_count(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
+    check_optimizer(args.optimizer, args.lr)
+    cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields
     smallest, what = spec.train_size, "training set"
     if args.protocol != "conventional":
         if args.fraction is None and args.target_q is None:
@@ -76,13 +75,11 @@ def _check_run_inputs(args: argparse.Namespace):
             raise UserError(f"give --fraction or --target-q, not both (protocol {args.protocol})")
         if args.protocol == "growing" and args.fraction is None:
             raise UserError("protocol growing needs --fraction (its first stage)")
+        what = "subset"
         if args.fraction is not None:
-            smallest, what = max(1, round(check_fraction(args.fraction) * spec.train_size)), "subset"
+            smallest = max(1, round(check_fraction(args.fraction) * spec.train_size))
         else:
-            smallest, what = min_subset_size(count_parameters(model), spec.num_classes, args.target_q), "subset"
-            if smallest > spec.train_size:
-                raise UserError(f"target Q {args.target_q} needs K={smallest} examples but {args.dataset} has "
-                                f"{spec.train_size}: choose a smaller target")
+            smallest = size_for_q(p, spec.num_classes, spec.train_size, args.target_q, args.dataset)
     if args.batch_size > smallest:
         raise UserError(f"batch size {args.batch_size} exceeds the {smallest} examples of the {what}: "
                         f"choose --batch-size {smallest} or less")
@@ -155,16 +152,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_speed_options(parser: argparse.ArgumentParser) -> None:
+def _add_shared_options(parser: argparse.ArgumentParser, datasets: str, models: str) -> None:
+    """The options ``run`` and ``bench`` share: what to train and how, and where."""
     from subsetlib.train import PRECISIONS
 
+    parser.add_argument("--dataset", default="mnist", help=f"The dataset: {datasets}.")
+    parser.add_argument("--model", default="cnn-simple", help=f"The model: {models}.")
+    parser.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    parser.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
     parser.add_argument("--precision", default="fp32", help=f"Arithmetic: {', '.join(PRECISIONS)} (bf16 is autocast, "
                         "on the CPU too).")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="NHWC memory format for images: the same arithmetic, faster convolutions.")
-
-
-def _add_where_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="Data root (default: $SUBSETLIB_DATA, then ./data, then ../shared/data)")
     parser.add_argument("--device", default="auto", help="Where to compute: auto, cpu, cuda or cuda:N.")
 
@@ -185,8 +184,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from subsetlib.data import dataset_names
     from subsetlib.models import model_names
+    from subsetlib.registry import dataset_names
     from subsetlib.train import OPTIMIZERS
 
     parser = _Parser(prog="python -m subsetlib", description=__doc__.replace("``", "'"), formatter_class=_Help)
@@ -209,8 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", "train one protocol on real data and store the result")
     run.add_argument("--protocol", choices=["conventional", "subset", "growing"], default="conventional",
                      help="Full-set training, subset pretraining then fine-tuning, or growing subsets.")
-    run.add_argument("--dataset", default="mnist", help=f"The dataset to train on: {datasets}.")
-    run.add_argument("--model", default="cnn-simple", help=f"The model to train: {models}.")
+    _add_shared_options(run, datasets, models)
     run.add_argument("--fraction", type=float, help="Subset fraction in (0, 1]; protocols subset and growing only "
                      "(no default: subset needs it or --target-q, growing needs it).")
     run.add_argument("--target-q", type=float, help="Choose the subset by its Q instead; protocol subset only "
@@ -220,15 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subset-epochs", type=_positive_int, help="Epochs per subset phase or growing stage; "
                      f"protocols subset and growing only (default: {RUN_DEFAULTS['subset_epochs']})")
     run.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="One run per seed, each from 0 to 2**63 - 1.")
-    run.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
     run.add_argument("--optimizer", default="adam", help=f"The optimizer: {', '.join(OPTIMIZERS)}.")
     run.add_argument("--lr", type=float, default=1e-3, help="Learning rate, > 0.")
     run.add_argument("--eval-every", type=float, default=0.5, help="Epoch-equivalents between evaluations.")
-    run.add_argument("--augment", action="store_true", help="Random crops and flips where the dataset allows them.")
-    _add_speed_options(run)
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
-    _add_where_options(run)
     run.set_defaults(func=cmd_run)
 
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
@@ -244,16 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(func=cmd_batch)
 
     bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")
-    bench.add_argument("--dataset", default="mnist", help=f"The dataset to time: {datasets}.")
-    bench.add_argument("--model", default="cnn-simple", help=f"The model to time: {models}.")
-    bench.add_argument("--batch-size", type=_positive_int, default=128, help="Examples per mini-batch.")
+    _add_shared_options(bench, datasets, models)
     bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
     bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
-    bench.add_argument("--augment", action="store_true", help="Time with random crops and flips.")
-    _add_speed_options(bench)
     bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
                        "bare step, loop and evaluation rates of every precision and memory-format variant.")
-    _add_where_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 

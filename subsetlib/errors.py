@@ -30,3 +30,10 @@ def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
         raise UserError(f"seed must be a whole number from 0 to 2**63 - 1 (got {seed!r})")
     return int(seed)
+
+
+def check_fraction(fraction: object) -> float:
+    """A fraction of the training set: a number in (0, 1]; numpy floats are fine."""
+    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise UserError(f"fraction must lie in (0, 1] (got {fraction!r}): use e.g. 0.5, 0.25 or 1")
+    return float(fraction)

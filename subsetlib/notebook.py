@@ -13,12 +13,11 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from subsetlib.data import REPO_ROOT
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_fraction, check_seed
+from subsetlib.repo import REPO_ROOT, commit
 
 SMOKE_ENV = "SUBSETLIB_SMOKE"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -32,8 +31,9 @@ def smoke() -> bool:
 
 
 def begin(namespace: dict) -> bool:
-    """Remember where the parameters cell starts; return the smoke flag for it to use."""
+    """Remember where the parameters cell starts (and the names bound so far); return the smoke flag for it."""
     _state["start"] = len(namespace.get("In", []))
+    _state["names"] = set(namespace)
     return smoke()
 
 
@@ -86,9 +86,7 @@ def _check_model(name: object) -> None:
 
 
 def _registry_checks() -> dict[str, object]:
-    from subsetlib.data import dataset_spec
-    from subsetlib.errors import check_seed
-    from subsetlib.q import check_fraction
+    from subsetlib.registry import dataset_spec
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction}
 
@@ -124,6 +122,9 @@ def end(namespace: dict) -> dict:
     declared_sources = cells[:1]
     injected_sources = cells[1:]
     declared = {name for src in declared_sources for name in _assigned(src)}
+    if not cells:  # run without a history (nbval executes cells so): the names bound since begin, but its flag
+        declared = {name for name in set(namespace) - _state.get("names", set(namespace))
+                    if not name.startswith("_") and name != "SMOKE"}
     injected = {name for src in injected_sources for name in _assigned(src)}
     unknown = sorted(injected - declared)
     if unknown:
@@ -151,21 +152,15 @@ def results_path(results_dir: str) -> Path:
     return (base / path).resolve()
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def box_html(params: dict, injected: set[str] | list[str], run_commits: list[str] | None = None) -> str:
     """One line a reader can take in (scale, commits of the runs, device, when), the full parameters folded below."""
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    from subsetlib.data import device_name, resolve_device
+
+    device = device_name(resolve_device("auto"))
     scale = "smoke test (tiny sizes for CI)" if smoke() else params.get("scale", "ad hoc")
-    page_commit = _commit()
+    page_commit = commit(10)
     commits = sorted(set(run_commits or []))
     if not commits:
         made = f"commit <code>{page_commit}</code>"

@@ -1,15 +1,84 @@
-"""The subset planner in the Q planner page: a small calculator that runs in the reader's browser, offline.
+"""Planning subsets for a model and a dataset: P of the model as the runs build it, K and Q of subsets, the fraction
+for a target Q, and the Q planner page's offline calculator.
 
-The notebook measures what the calculator needs for each model/dataset pair (P, M, the training-set size N, and the
-FLOPs of one training step per example) and embeds it as JSON with plain JavaScript, so that a reader can try any
-fraction or target Q without running Python and without loading anything from the network.
+Models are built on the ``meta`` device to count their parameters and FLOPs: no memory, no weights drawn, so planning
+never moves the global random state that a run's initialisation depends on.
+
+The calculator needs, for each model/dataset pair, P, M, the training-set size N and the FLOPs of one training step
+per example; the page embeds them as JSON with plain JavaScript, so that a reader can try any fraction or target Q
+without running Python and without loading anything from the network.
 """
 
 import html
 import json
 from collections.abc import Sequence
 
-from subsetlib import data, models, present, q, train
+import pandas as pd
+import torch
+from torch import nn
+
+from subsetlib.data import Dataset
+from subsetlib.errors import UserError, check_fraction
+from subsetlib.models import build_model
+from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
+from subsetlib.registry import DatasetSpec, dataset_spec
+from subsetlib.train import FlopMeter
+
+
+def meta_model(model: str, spec: DatasetSpec) -> nn.Module:
+    """``model`` built for the dataset's input shape and classes, as the runs build it, on the meta device."""
+    with torch.device("meta"):
+        return build_model(model, spec.shape, spec.num_classes)
+
+
+def parameter_count(model: str, spec: DatasetSpec) -> int:
+    """P of ``model`` for this dataset."""
+    return count_parameters(meta_model(model, spec))
+
+
+def size_for_q(p: int, m: int, n: int, target_q: float, what: str, fix: str = "choose a smaller target") -> int:
+    """The smallest K with K·M/P >= target_q; a target that the ``n`` examples of ``what`` cannot reach is refused."""
+    k = min_subset_size(p, m, target_q)
+    if k > n:
+        raise UserError(f"target Q {target_q} needs K={k} examples but {what} has {n}: {fix}")
+    return k
+
+
+def subset_fraction(model: str, data: Dataset, fraction: float | None = None, target_q: float | None = None
+                    ) -> float:
+    """The subset's fraction: ``fraction`` as given (it is part of the run id; the phase checks it), or the
+    smallest whose Q reaches ``target_q`` for this model."""
+    if (fraction is None) == (target_q is None):
+        raise UserError("give exactly one of fraction or target_q for the subset")
+    if fraction is not None:
+        return fraction
+    n = len(data.y_train)
+    return size_for_q(parameter_count(model, data.spec), data.num_classes, n, target_q, data.name) / n
+
+
+def q_table(
+    model: str,
+    dataset: str,
+    fractions: Sequence[float] = (1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
+    target_qs: Sequence[float] = (),
+) -> pd.DataFrame:
+    """One row per subset: K and Q for each fraction, plus the smallest subset reaching each target Q.
+
+    Uses the dataset's registered size and shape only, so it needs no data files.
+    """
+    spec = dataset_spec(dataset)
+    p = parameter_count(model, spec)
+    m, n = spec.num_classes, spec.train_size
+    rows = []
+    for f in fractions:
+        k = round(check_fraction(f) * n)
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": None})
+    for q in target_qs:
+        k = min_subset_size(p, m, q)
+        rows.append({"fraction": k / n, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": q})
+    table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
+    table["feasible"] = table["K"] <= n
+    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_Q", "feasible"]]
 
 
 def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict]:
@@ -17,12 +86,12 @@ def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict
     each model built for the dataset's input shape and classes, as the runs build it."""
     rows = []
     for name in dataset_names:
-        spec = data.dataset_spec(name)
+        spec = dataset_spec(name)
         for model_name in model_names:
-            model = models.build_model(model_name, spec.shape, spec.num_classes)
-            rows.append({"model": model_name, "dataset": name, "dataset_title": present.dataset_title(name),
-                         "P": q.count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
-                         "flops_per_example": train.FlopMeter(model, spec.shape, spec.num_classes)(1)})
+            model = meta_model(model_name, spec)  # FlopCounterMode counts on the meta device as on a real one
+            rows.append({"model": model_name, "dataset": name, "dataset_title": spec.title,
+                         "P": count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
+                         "flops_per_example": FlopMeter(model, spec.shape, spec.num_classes)(1)})
     return rows
 
 
@@ -69,7 +138,7 @@ def calculator_html(rows: Sequence[dict], element_id: str = "subsetlib-planner",
     """The calculator as one HTML fragment (form, data, script), for ``IPython.display.HTML``.
 
     K is the subset size: round(fraction·N) for a fraction, else the smallest K with K·M/P ≥ the target Q (as
-    ``q.q_table`` computes them). One subset epoch costs K/N epoch-equivalents and K × FLOPs per example.
+    ``q_table`` computes them). One subset epoch costs K/N epoch-equivalents and K × FLOPs per example.
     """
     if not rows:
         raise ValueError("the calculator needs at least one model/dataset pair")

@@ -19,13 +19,12 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from subsetlib.registry import DATASETS
+
 COLUMN_INCHES = 7.0
 DPI = 100
 FONT_PT = 10  # the SVG is shown at its natural size, so this is the size a reader sees
 MAX_COLUMNS = 2
-
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-                  "cifar10-jpeg": "CIFAR-10 (JPEG)", "cifar100": "CIFAR-100", "synthetic": "synthetic"}
 
 CONVENTIONAL = "#000000"
 OTHER = "#8c8c8c"
@@ -78,13 +77,13 @@ def fraction_text(fraction: float) -> str:
 
 
 def dataset_title(name: str) -> str:
-    """The dataset's name as it is written in prose and titles (MNIST, not mnist)."""
-    return DATASET_TITLES.get(name, name)
+    """The dataset's name as it is written in prose and titles (MNIST, not mnist); the registry's title."""
+    return DATASETS[name].title if name in DATASETS else name
 
 
 def dataset_key(name: str) -> tuple[int, str]:
-    """Sort key putting datasets in the book's order (MNIST before Fashion-MNIST before CIFAR)."""
-    order = list(DATASET_TITLES)
+    """Sort key putting datasets in the book's order, the registry's (MNIST before Fashion-MNIST before CIFAR)."""
+    order = list(DATASETS)
     return (order.index(name) if name in order else len(order), name)
 
 
@@ -158,6 +157,14 @@ def mean_std(mean: float, std: float, digits: int) -> str:
         return ""
     spread = "–" if std is None or pd.isna(std) else f"{std:.{digits}f}"
     return f"{mean:.{digits}f} ± {spread}"
+
+
+def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float = 1.0, missing: str = ""
+                    ) -> list[str]:
+    """``mean_std`` row by row, for a table column: values times ``scale`` (100 for percent), ``missing`` where
+    there is no mean (e.g. "not reached")."""
+    return [mean_std(scale * m, scale * s, digits) if pd.notna(m) else missing
+            for m, s in zip(means, stds, strict=True)]
 
 
 def _significant(value: float, figures: int = 3) -> str:

@@ -2,7 +2,7 @@
 
 Every protocol is a list of phases (a subset fraction and a number of epochs over it) run by one function,
 ``run_phases``, so all arms share one training loop, one evaluation schedule and one ledger. Each returns a
-``RunResult``: tidy evaluation rows (the learning curve with the cumulative ledger) and one summary row.
+``results.RunResult``: tidy evaluation rows (the learning curve with the cumulative ledger) and one summary row.
 """
 
 import hashlib
@@ -10,19 +10,22 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from subsetlib import data as datamod
 from subsetlib import results
-from subsetlib.errors import UserError, check_seed, check_whole_number
+from subsetlib.data import Dataset
+from subsetlib.errors import UserError, check_fraction, check_seed, check_whole_number
 from subsetlib.models import build_model
-from subsetlib.q import check_fraction, count_parameters, min_subset_size, overdetermination_ratio
+from subsetlib.planner import subset_fraction
+from subsetlib.q import count_parameters, overdetermination_ratio
+from subsetlib.results import RunResult
+from subsetlib.subsets import membership_hash, subset_indices
 from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, prepare_model, train_one_epoch
 
 
@@ -56,13 +59,16 @@ class RunConfig:
             raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")
 
 
-def config_from(params: dict) -> RunConfig:
-    """A RunConfig from a plain dict, rejecting unknown keys with the list of valid ones."""
+def config_from(params: Mapping, **overrides) -> RunConfig:
+    """The RunConfig that a notebook's parameters describe: the RunConfig fields among ``params`` (the dict
+    ``nb.end`` returns; its other parameters are not the config's), then ``overrides`` (e.g. ``dataset=ds.name`` for
+    a reduced set, or the model of a loop). A field a notebook does not set keeps the default, so its run ids stay
+    those of a config written out by hand. An override that is no RunConfig field is refused with the valid ones."""
     valid = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(params) - valid)
+    unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise UserError(f"unknown parameter(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(valid))}")
-    return RunConfig(**params)
+        raise UserError(f"unknown RunConfig field(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(valid))}")
+    return RunConfig(**{**{k: v for k, v in params.items() if k in valid}, **overrides})
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,6 @@ class Phase:
     fraction: float
     epochs: int
     uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
-
-
-@dataclass
-class RunResult:
-    curve: list[dict] = field(default_factory=list)  # one row per evaluation
-    summary: dict = field(default_factory=dict)  # one row per run
 
 
 def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
@@ -92,7 +92,7 @@ class PhaseContext:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    data: datamod.Dataset
+    data: Dataset
     indices: torch.Tensor  # the phase's training examples
     phase: Phase
     cfg: RunConfig
@@ -125,7 +125,7 @@ def eval_points(start: int, length: int, every: int, dense: int) -> list[int]:
     return sorted(set(regular) | set(halving))
 
 
-def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
+def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                params: dict | None = None, results_dir: str | None = None,
                trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
     """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
@@ -145,7 +145,7 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
     seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(params or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
-        return RunResult(*results.load_run(results_dir, rid))
+        return results.load_run(results_dir, rid)
     run_started = datetime.now(UTC)
     result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid, dict(trainers or {}))
     if results_dir is not None:
@@ -153,7 +153,7 @@ def run_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], s
     return result
 
 
-def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
+def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                   params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
     torch.manual_seed(seed)
     model = prepare_model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device),
@@ -203,7 +203,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
     previous = None
     for i, phase in enumerate(phases):
         indices = (torch.arange(n) if phase.fraction == 1 else
-                   datamod.subset_indices(data.y_train, phase.fraction, seed, cfg.stratified and not phase.uniform))
+                   subset_indices(data.y_train, phase.fraction, seed, cfg.stratified and not phase.uniform))
         phase_start = Ledger(**total.as_dict())
         if i == 0:
             record(phase, phase_start, indices)
@@ -218,7 +218,7 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
         record(phase, phase_start, indices)
         spent = Ledger(**{f: getattr(total, f) - getattr(phase_start, f) for f in total.as_dict()})
         phase_info[phase.name] = {"K": k, "Q": overdetermination_ratio(k, m, p), "fraction": phase.fraction,
-                                  "epochs": phase.epochs, "membership": datamod.membership_hash(indices),
+                                  "epochs": phase.epochs, "membership": membership_hash(indices),
                                   **spent.as_dict(), **extra}
         previous = phase
     progress.close()
@@ -250,31 +250,18 @@ def _train_phases(data: datamod.Dataset, cfg: RunConfig, phases: Sequence[Phase]
 # The arms
 
 
-def conventional(data: datamod.Dataset, cfg: RunConfig, seed: int, epochs: int, results_dir: str | None = None
+def conventional(data: Dataset, cfg: RunConfig, seed: int, epochs: int, results_dir: str | None = None
                  ) -> RunResult:
     """Train on the full training set for ``epochs`` epochs."""
     return run_phases(data, cfg, [Phase("full", 1.0, epochs)], seed, "conventional", {"epochs": epochs}, results_dir)
 
 
-def fraction_for_q(data: datamod.Dataset, cfg: RunConfig, target_q: float) -> float:
-    """The fraction whose subset has Q >= target_q for this model and dataset."""
-    torch.manual_seed(0)
-    p = count_parameters(build_model(cfg.model, data.spec.shape, data.num_classes))
-    k = min_subset_size(p, data.num_classes, target_q)
-    n = len(data.y_train)
-    if k > n:
-        raise UserError(f"target Q {target_q} needs K={k} examples but {data.name} has {n}: choose a smaller target")
-    return k / n
-
-
-def subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, subset_epochs: int, finetune_epochs: int,
+def subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: int, finetune_epochs: int,
                        fraction: float | None = None, target_q: float | None = None, results_dir: str | None = None
                        ) -> RunResult:
     """The paper's method: ``subset_epochs`` on a subset (by fraction or by target Q), then ``finetune_epochs`` on
     the full set."""
-    if (fraction is None) == (target_q is None):
-        raise UserError("give exactly one of fraction or target_q for the subset")
-    f = fraction if fraction is not None else fraction_for_q(data, cfg, target_q)
+    f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("subset", check_fraction(f), subset_epochs), Phase("finetune", 1.0, finetune_epochs)]
     params = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs, "finetune_epochs": finetune_epochs}
     return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
@@ -303,7 +290,7 @@ def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Seq
     return [Phase(f"stage{i}", f, e, uniform) for i, (f, e) in enumerate(zip(fractions, epochs, strict=True))]
 
 
-def growing(data: datamod.Dataset, cfg: RunConfig, seed: int, start_fraction: float, stage_epochs: int | Sequence[int],
+def growing(data: Dataset, cfg: RunConfig, seed: int, start_fraction: float, stage_epochs: int | Sequence[int],
             growth: float = 2.0, uniform: bool = True, results_dir: str | None = None) -> RunResult:
     """Growing subsets f → growth·f → … → 1. With ``uniform=True`` (default) the subsets are drawn uniformly at random:
     the random-curriculum baseline of Wu et al. (ICLR 2021)."""
@@ -313,7 +300,7 @@ def growing(data: datamod.Dataset, cfg: RunConfig, seed: int, start_fraction: fl
     return run_phases(data, cfg, phases, seed, "growing", params, results_dir)
 
 
-def switch_point_sweep(data: datamod.Dataset, cfg: RunConfig, seed: int, fraction: float,
+def switch_point_sweep(data: Dataset, cfg: RunConfig, seed: int, fraction: float,
                        subset_epochs: Sequence[int], finetune_epochs: int, results_dir: str | None = None
                        ) -> list[RunResult]:
     """The subset arm with several subset-phase lengths E_s: where should one switch to the full set?"""

@@ -2,13 +2,11 @@
 
 K training examples, each with an output vector of length M (the number of classes), fit P trainable
 parameters. The paper argues that a subset is representative of the full set when its Q sufficiently exceeds 1.
+This module is the arithmetic only; ``planner`` applies it to a model and a dataset.
 """
 
 import math
-import numbers
-from collections.abc import Sequence
 
-import pandas as pd
 from torch import nn
 
 from subsetlib.errors import UserError
@@ -33,37 +31,3 @@ def min_subset_size(p: int, m: int, q_target: float) -> int:
     if m <= 0 or p <= 0:
         raise UserError(f"P and M must be > 0 (got P={p}, M={m})")
     return math.ceil(q_target * p / m - 1e-9)
-
-
-def check_fraction(fraction: float) -> float:
-    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:  # numpy floats too
-        raise UserError(f"fraction must lie in (0, 1] (got {fraction!r}): use e.g. 0.5, 0.25 or 1")
-    return float(fraction)
-
-
-def q_table(
-    model: str,
-    dataset: str,
-    fractions: Sequence[float] = (1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
-    target_qs: Sequence[float] = (),
-) -> pd.DataFrame:
-    """One row per subset: K and Q for each fraction, plus the smallest subset reaching each target Q.
-
-    Uses the dataset's registered size and shape only, so it needs no data files.
-    """
-    from subsetlib.data import dataset_spec
-    from subsetlib.models import build_model
-
-    spec = dataset_spec(dataset)
-    p = count_parameters(build_model(model, spec.shape, spec.num_classes))
-    m, n = spec.num_classes, spec.train_size
-    rows = []
-    for f in fractions:
-        k = round(check_fraction(f) * n)
-        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": None})
-    for q in target_qs:
-        k = min_subset_size(p, m, q)
-        rows.append({"fraction": k / n, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": q})
-    table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
-    table["feasible"] = table["K"] <= n
-    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_Q", "feasible"]]

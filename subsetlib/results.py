@@ -12,43 +12,43 @@ leaves either the old file or the new one, never half of one.
 
 import os
 import platform
-import subprocess
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 import subsetlib
-from subsetlib.data import REPO_ROOT, Dataset
+from subsetlib.data import Dataset, device_name
 from subsetlib.errors import UserError
 from subsetlib.io import atomic_write
-
-if TYPE_CHECKING:
-    from subsetlib.protocols import RunResult
+from subsetlib.repo import commit, git
 
 TABLES = ("runs", "curves")
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+@dataclass
+class RunResult:
+    """One run as it is stored: tidy evaluation rows (the learning curve with the cumulative ledger) and one summary
+    row."""
+
+    curve: list[dict] = field(default_factory=list)  # one row per evaluation
+    summary: dict = field(default_factory=dict)  # one row per run
 
 
 def provenance(data: Dataset) -> dict:
     """Where and with what a run was made: code version, device, library versions, data location."""
-    device = data.device
     return {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        # dirty: a tracked file changed, or code that git does not know yet (outputs such as results/ do not count)
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")
-                          or _git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+        "git_commit": commit(),
+        # dirty: a tracked file changed, or code that git does not know yet; outputs (results/, the book's executed
+        # pages) do not count, or every run of a grid would be dirty from the runs stored before it
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                              ":(exclude)book/experiments", ":(exclude)book/generated")
+                          or git("status", "--porcelain", "--untracked-files=all", "--", "subsetlib", "notebooks")),
+        "device": device_name(data.device),
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "none",
@@ -76,7 +76,7 @@ def check_writable(results_dir: str | os.PathLike, what: str = "results director
     return path
 
 
-def save(result: "RunResult", data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
+def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:
     """Store one run: the curve first, then the summary that marks it complete. Returns the run id."""
     root = check_writable(results_dir)
     ended = datetime.now(UTC)
@@ -116,12 +116,18 @@ def has_run(results_dir: str | os.PathLike, rid: str) -> bool:
     return not damaged and (root / "curves" / f"{rid}.parquet").is_file()
 
 
-def load_run(results_dir: str | os.PathLike, rid: str) -> tuple[list[dict], dict]:
+def load_run(results_dir: str | os.PathLike, rid: str) -> RunResult:
     """The stored curve rows and summary of one complete run."""
     root = Path(results_dir)
     curve = pd.read_parquet(root / "curves" / f"{rid}.parquet").to_dict("records")
     summary = pd.read_parquet(root / "runs" / f"{rid}.parquet").iloc[0].to_dict()
-    return curve, summary
+    return RunResult(curve, summary)
+
+
+def load_runs(results_dir: str | os.PathLike, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and curves of these run ids (a notebook's own runs among all stored there)."""
+    runs, curves = load(results_dir), load(results_dir, "curves")
+    return runs[runs["run_id"].isin(run_ids)], curves[curves["run_id"].isin(run_ids)]
 
 
 def load(results_dir: str | os.PathLike | list, table: str = "runs") -> pd.DataFrame:

@@ -14,83 +14,16 @@ storing work as for every other arm.
 """
 
 import bisect
-import math
-from collections.abc import Callable
-from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from subsetlib import data as datamod
-from subsetlib.errors import UserError
-from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, RunResult, fraction_for_q, run_phases
-from subsetlib.q import check_fraction
-from subsetlib.train import Ledger, Stopwatch, inputs, prepare_model
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The full-batch loss and the L-BFGS phase
-
-
-class FullBatchLoss:
-    """The mean loss over fixed examples (cross-entropy unless ``loss_sum`` says otherwise; plus an optional
-    ``penalty`` such as weight decay) as an L-BFGS closure, with its cost written into a ledger.
-
-    Evaluated in chunks of at most ``chunk_size`` examples with gradient accumulation (the sum of per-chunk summed
-    losses ÷ K, so the gradient is the exact full-batch one for models without batch norm; with batch norm each chunk
-    normalises by its own statistics, a fixed function as the chunks are fixed). Each real evaluation adds K examples
-    and the FLOPs of every chunk. ``torch.optim.LBFGS.step`` starts by evaluating the closure at the point where the
-    previous step's line search ended; that repeat is answered from the last evaluation (same parameters, bit for
-    bit) instead of being recomputed, and costs nothing, so ``evaluations`` is the number of forward+backward passes
-    actually made over the subset.
-    """
-
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ledger: Ledger,
-                 flops: Callable[[int], float], chunk_size: int = 4096,
-                 loss_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 penalty: Callable[[], torch.Tensor] | None = None):
-        if chunk_size <= 0:
-            raise UserError(f"chunk_size must be > 0 (got {chunk_size})")
-        self.model, self.x, self.y, self.ledger, self.flops = model, x, y, ledger, flops
-        self.loss_sum = loss_sum or (lambda out, target: F.cross_entropy(out, target, reduction="sum"))
-        self.penalty = penalty
-        self.chunk_size = chunk_size
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.evaluations = 0
-        self.repeats = 0
-        self.at: torch.Tensor | None = None  # where the last real evaluation was made
-        self._grads: list[torch.Tensor] = []
-        self.loss: torch.Tensor | None = None
-
-    def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
-
-    def __call__(self) -> torch.Tensor:
-        here = self.flat()
-        if self.at is not None and torch.equal(here, self.at):
-            for p, g in zip(self.params, self._grads, strict=True):
-                p.grad = g.clone()
-            self.repeats += 1
-            return self.loss.clone()
-        for p in self.params:
-            p.grad = None
-        k = len(self.y)
-        total = torch.zeros((), device=self.x.device, dtype=self.x.dtype)
-        for xc, yc in zip(self.x.split(self.chunk_size), self.y.split(self.chunk_size), strict=True):
-            loss = self.loss_sum(self.model(xc), yc) / k
-            loss.backward()
-            total += loss.detach()
-            self.ledger.flops += self.flops(len(yc))
-        if self.penalty is not None:
-            extra = self.penalty()
-            extra.backward()
-            total += extra.detach()
-        self.ledger.examples += k
-        self.evaluations += 1
-        self.at = here
-        self._grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        self.loss = total
-        return total.clone()
+from subsetlib.data import Dataset
+from subsetlib.errors import UserError, check_fraction
+from subsetlib.lbfgs import FullBatchLoss, check_settings, minimize
+from subsetlib.planner import subset_fraction
+from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, run_phases
+from subsetlib.results import RunResult
+from subsetlib.train import inputs, prepare_model
 
 
 def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size: int = 4096,
@@ -101,8 +34,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
     Stops early when an iteration leaves the parameters unchanged (L-BFGS met its tolerances or the line search
     found no decrease); the phase info says how many iterations ran and why it stopped.
     """
-    if history_size <= 0 or max_line_search <= 0:
-        raise UserError(f"history_size and max_line_search must be > 0 (got {history_size}, {max_line_search})")
+    check_settings(history_size, max_line_search)  # now, not when the phase starts
 
     def train(ctx: PhaseContext) -> dict:
         model, data, ledger = ctx.model, ctx.data, ctx.ledger
@@ -112,34 +44,26 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
         # no bf16 autocast here: a line search compares losses to rounding error (fp64 stays fp64)
         x, y = inputs(data.x_train[idx], data, ctx.cfg.precision, channels_last=False), data.y_train[idx]
         closure = FullBatchLoss(model, x, y, ledger, ctx.flops, chunk_size)
-        lbfgs = torch.optim.LBFGS(closure.params, lr=1.0, max_iter=1, max_eval=1 + max_line_search,
-                                  history_size=history_size, tolerance_grad=tolerance_grad,
-                                  tolerance_change=tolerance_change, line_search_fn="strong_wolfe")
-        watch = Stopwatch(data.device)
-        iterations, stopped = 0, "iterations"
-        for _ in range(ctx.phase.epochs):
-            before_examples, before = ledger.examples, closure.flat()
-            watch.start()
-            loss = lbfgs.step(closure)
+        seen = ledger.examples
+
+        def after_step(seconds: float) -> None:
+            nonlocal seen
             ledger.steps += 1
-            ledger.train_seconds += watch.stop()
-            iterations += 1
-            if bisect.bisect_right(ctx.eval_at, before_examples) < bisect.bisect_right(ctx.eval_at, ledger.examples):
+            ledger.train_seconds += seconds
+            if bisect.bisect_right(ctx.eval_at, seen) < bisect.bisect_right(ctx.eval_at, ledger.examples):
                 ctx.on_eval()
-            if not math.isfinite(float(loss)):
-                stopped = "non-finite loss"
-                break
-            if torch.equal(closure.flat(), before):
-                stopped = "converged (no parameter change)"
-                break
+            seen = ledger.examples
+
+        fit = minimize(closure, ctx.phase.epochs, history_size, max_line_search, tolerance_grad, tolerance_change,
+                       after_step=after_step)
         prepare_model(model, ctx.cfg.precision, ctx.cfg.channels_last)
-        return {"lbfgs_iterations_done": iterations, "closure_evaluations": closure.evaluations,
-                "repeated_evaluations_reused": closure.repeats, "lbfgs_stopped": stopped}
+        return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
+                "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped}
 
     return train
 
 
-def lbfgs_subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, lbfgs_iterations: int,
+def lbfgs_subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, lbfgs_iterations: int,
                              finetune_epochs: int, fraction: float | None = None, target_q: float | None = None,
                              history_size: int = 20, chunk_size: int = 4096, results_dir: str | None = None
                              ) -> RunResult:
@@ -150,42 +74,11 @@ def lbfgs_subset_pretraining(data: datamod.Dataset, cfg: RunConfig, seed: int, l
     ``lbfgs_stopped``.
     With ``results_dir`` a stored run is loaded instead of trained, and a new one is saved (as ``run_phases`` does).
     """
-    if (fraction is None) == (target_q is None):
-        raise UserError("give exactly one of fraction or target_q for the subset")
     if not isinstance(lbfgs_iterations, int) or lbfgs_iterations <= 0:
         raise UserError(f"lbfgs_iterations must be a positive whole number (got {lbfgs_iterations!r})")
-    f = fraction if fraction is not None else fraction_for_q(data, cfg, target_q)
+    f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations), Phase("finetune", 1.0, finetune_epochs)]
     params = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
               "finetune_epochs": finetune_epochs, "history_size": history_size, "chunk_size": chunk_size}
     return run_phases(data, cfg, phases, seed, "lbfgs-subset", params, results_dir,
                       {"lbfgs": lbfgs_trainer(history_size, chunk_size=chunk_size)})
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# CPU-scale data
-
-
-def reduced(data: datamod.Dataset, train_size: int, test_size: int, seed: int = 0) -> datamod.Dataset:
-    """A stratified random part of a dataset under its own name (e.g. ``mnist-10000-2000``), so that results made on
-    it can never be read as full-dataset results. For CPU-scale runs; the GPU grids use the full sets."""
-    n_train, n_test = len(data.y_train), len(data.y_test)
-    if not 0 < train_size <= n_train or not 0 < test_size <= n_test:
-        raise UserError(f"{data.name} has {n_train} training and {n_test} test examples: choose train_size and "
-                        f"test_size within those (got {train_size}, {test_size})")
-    if train_size == n_train and test_size == n_test:
-        return data
-    train = datamod.subset_of_size(data.y_train, train_size, seed)
-    test = datamod.subset_of_size(data.y_test, test_size, seed)
-    name = f"{data.name}-{len(train)}-{len(test)}"
-    spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test))
-    root = f"{data.root} (stratified part: {len(train)} train, {len(test)} test examples, seed {seed})"
-    t, s = train.to(data.device), test.to(data.device)
-    return datamod.Dataset(spec, data.x_train[t], data.y_train[t], data.x_test[s], data.y_test[s], root)
-
-
-def load_reduced(name: str, train_size: int | None = None, test_size: int | None = None,
-                 device: str = "auto") -> datamod.Dataset:
-    """``data.load`` then ``reduced`` (None keeps a split whole)."""
-    full = datamod.load(name, device=device)
-    return reduced(full, train_size or len(full.y_train), test_size or len(full.y_test))

@@ -193,6 +193,28 @@ def tenth_requirements(costs: pd.DataFrame, plateau: dict, plan: Plan = PLAN) ->
     return pd.DataFrame(rows)
 
 
+def analyse(runs: pd.DataFrame, curves: pd.DataFrame, plan: Plan = PLAN) -> dict:
+    """Everything the pages and the claims read from one dataset's arms: the conventional plateau, the targets, the
+    subset minima, the cost to each target and where "a tenth" can come from."""
+    plateau = conventional_plateau(runs, curves, plan)
+    goals = targets(plateau, plan)
+    costs = cost_to_targets(runs, curves, goals)
+    return {"runs": runs, "curves": curves, "plateau": plateau, "goals": goals, "costs": costs,
+            "minima": subset_minimum(runs, curves, plateau, plan), "tenth": tenth_requirements(costs, plateau, plan)}
+
+
+def budget_text(runs: pd.DataFrame) -> str:
+    """The budget of a set of study runs in words, read from the runs themselves (seeds, model, epochs, steps)."""
+    conventional, subset = runs[runs["protocol"] == "conventional"], runs[runs["protocol"] == "subset"]
+    steps = sorted({sum(info["steps"] for info in json.loads(p).values() if info["fraction"] < 1)
+                    for p in subset["phases"]})
+    steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
+    return (f"{runs['seed'].nunique()} seeds, {runs['model'].iloc[0]}"
+            f"{' with augmentation' if runs['augment'].any() else ''}; conventional "
+            f"{int(conventional['epochs'].max())} epochs; subsets {steps_text} steps + "
+            f"{int(subset['finetune_epochs'].max())} fine-tuning epochs")
+
+
 def summarised_schedule_ratio(fraction: float, subset_epochs: int = 1000, finetune_epochs: int = 100,
                               conventional_epochs: int = 1000) -> float:
     """The epochs × set size ratio of the schedule the secondary summaries report (1000 subset + 100 fine-tuning
@@ -234,7 +256,8 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
              results_dir: str) -> list[str]:
     """Seed by seed, the conventional arm then one subset arm per fraction (and per subset-phase length when
     ``subset_steps`` is a list); stored runs are loaded, not retrained. Returns the run ids."""
-    from subsetlib import data, protocols
+    from subsetlib import protocols
+    from subsetlib.subsets import subset_indices
 
     steps_list = subset_steps if isinstance(subset_steps, list) else [subset_steps]
     run_ids = []
@@ -242,22 +265,13 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
         run = protocols.conventional(ds, cfg, seed, conventional_epochs, results_dir=results_dir)
         run_ids.append(run.summary["run_id"])
         for f in fractions:
-            k = len(data.subset_indices(ds.y_train, f, seed, cfg.stratified))
+            k = len(subset_indices(ds.y_train, f, seed, cfg.stratified))
             for steps in steps_list:
                 epochs = epochs_for_steps(steps, k, cfg.batch_size)
                 run = protocols.subset_pretraining(ds, cfg, seed, epochs, finetune_epochs, fraction=f,
                                                    results_dir=results_dir)
                 run_ids.append(run.summary["run_id"])
     return run_ids
-
-
-def load_runs(results_dir: str, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and curves of these run ids, from the results store."""
-    from subsetlib import results
-
-    runs = results.load(results_dir)
-    curves = results.load(results_dir, "curves")
-    return runs[runs["run_id"].isin(run_ids)], curves[curves["run_id"].isin(run_ids)]
 
 
 def best_fraction(costs: pd.DataFrame) -> float:

@@ -7,29 +7,29 @@ Q = K·M/P varies, and whether starting from it saves work on the full set.
 
 These tasks are float tensors with a mean-squared-error or cross-entropy loss, which the image machinery
 (``data.Dataset``: uint8 N×C×H×W images, cross-entropy, mini-batch Adam) does not hold; so this module keeps them
-as a ``TensorTask`` with its own full-batch L-BFGS fit (the objects are small; one batch is the whole set). Its
-runs are stored with ``results.save`` like every other run (a ``TensorTask`` has the ``device`` and ``root``
+as a ``TensorTask``, fitted by full-batch L-BFGS (``lbfgs.minimize``; the objects are small, one batch is the whole
+set). Its runs are stored with ``results.save`` like every other run (a ``TensorTask`` has the ``device`` and ``root``
 that provenance reads).
 """
 
 import json
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from subsetlib import results
 from subsetlib.errors import UserError
-from subsetlib.protocols import RunResult, run_id
-from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
-from subsetlib.second_order import FullBatchLoss
-from subsetlib.train import Ledger
+from subsetlib.lbfgs import Fit, FullBatchLoss, flat, minimize
+from subsetlib.planner import size_for_q
+from subsetlib.protocols import run_id
+from subsetlib.q import count_parameters, overdetermination_ratio
+from subsetlib.results import RunResult
+from subsetlib.train import FlopMeter, Ledger
 
 DTYPE = torch.float64  # near a minimum, float32 rounding would hide the distances this module measures
 
@@ -63,8 +63,10 @@ class TensorTask:
         return mlp(self.inputs, self.hidden, self.outputs).to(self.device)
 
     @property
-    def parameters(self) -> int:
-        return count_parameters(mlp(self.inputs, self.hidden, self.outputs))
+    def parameter_count(self) -> int:
+        """P of the student (counted on the meta device: no weights drawn from the global random state)."""
+        with torch.device("meta"):
+            return count_parameters(mlp(self.inputs, self.hidden, self.outputs))
 
 
 def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -143,41 +145,14 @@ def task_loss(task: TensorTask, output: torch.Tensor, target: torch.Tensor) -> t
     return F.cross_entropy(output, target)
 
 
-@dataclass
-class Fit:
-    """What one full-batch L-BFGS fit did and cost. ``trajectory``: the objective after each iteration, with the
-    examples processed so far (each evaluation processes all K examples)."""
-
-    iterations: int = 0
-    evaluations: int = 0
-    examples: int = 0
-    flops: float = 0.0
-    seconds: float = 0.0
-    stopped: str = "iterations"
-    trajectory: list[tuple[int, float]] = field(default_factory=list)
-
-
-def step_flops(task: TensorTask, k: int) -> float:
-    """FLOPs of one forward + loss + backward over ``k`` examples, measured once with FlopCounterMode."""
-    x = torch.zeros(k, task.inputs, dtype=DTYPE, device=task.device)
-    y = (torch.zeros(k, task.outputs, dtype=DTYPE, device=task.device) if task.loss == "mse"
-         else torch.zeros(k, dtype=torch.int64, device=task.device))
-    probe = mlp(task.inputs, task.hidden, task.outputs).to(task.device)
-    with FlopCounterMode(display=False) as counter:
-        task_loss(task, probe(x), y).backward()
-    return float(counter.get_total_flops())
-
-
 def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, max_iterations: int = 2000,
         weight_decay: float = 0.0, history_size: int = 50) -> Fit:
-    """Train ``model`` to (near) the minimum of its full-batch loss on (x, y): L-BFGS with a strong-Wolfe line
-    search, one iteration per ``step`` so the objective after every iteration is recorded (for cost-to-target),
-    counting every loss-and-gradient evaluation (``second_order.FullBatchLoss``). ``weight_decay`` adds
-    (λ/2)·‖θ‖², which gives a classification loss on separable data a finite minimum."""
+    """Train ``model`` to (near) the minimum of its full-batch loss on (x, y) with ``lbfgs.minimize``, logging the
+    task's loss after every iteration (for cost-to-target). ``weight_decay`` adds (λ/2)·‖θ‖², which gives a
+    classification loss on separable data a finite minimum; the logged objective is the loss without it."""
     if max_iterations <= 0:
         raise UserError(f"max_iterations must be > 0 (got {max_iterations})")
-    result, ledger = Fit(), Ledger()
-    per_eval = step_flops(task, len(y))
+    per_eval = FlopMeter(model, (task.inputs,), task.outputs)(len(y))
     params = list(model.parameters())
     if task.loss == "mse":
         def loss_sum(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -189,37 +164,23 @@ def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, ma
     def penalty() -> torch.Tensor:
         return 0.5 * weight_decay * sum((p ** 2).sum() for p in params)
 
-    closure = FullBatchLoss(model, x, y, ledger, lambda k: per_eval, len(y) or 1, loss_sum,
+    closure = FullBatchLoss(model, x, y, Ledger(), lambda k: per_eval, len(y) or 1, loss_sum,
                             penalty if weight_decay else None)
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=1, max_eval=26, history_size=history_size,
-                                  tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def objective() -> float:
+        if closure.ended_here() and not weight_decay:
+            return float(closure.loss)  # the line search ended on its last evaluation: no need to recompute
+        with torch.no_grad():
+            return task_loss(task, model(x), y).item()
+
     threads = torch.get_num_threads()
     if task.device.type == "cpu":
         torch.set_num_threads(1)  # a problem this small runs several times faster on one thread than on two
-    tic = time.perf_counter()
     try:
-        for _ in range(max_iterations):
-            before = flat(model)
-            loss = optimizer.step(closure)
-            result.iterations += 1
-            after = flat(model)
-            if closure.at is not None and torch.equal(after, closure.at) and not weight_decay:
-                now = float(closure.loss)  # the line search ended on its last evaluation: no need to recompute
-            else:
-                with torch.no_grad():
-                    now = task_loss(task, model(x), y).item()
-            result.trajectory.append((ledger.examples, now))
-            if not math.isfinite(float(loss)):
-                result.stopped = "non-finite loss"
-                break
-            if torch.equal(after, before):
-                result.stopped = "converged (no parameter change)"
-                break
+        return minimize(closure, max_iterations, history_size, tolerance_grad=1e-10, tolerance_change=1e-14,
+                        objective=objective)
     finally:
-        result.seconds = time.perf_counter() - tic
         torch.set_num_threads(threads)
-    result.evaluations, result.examples, result.flops = closure.evaluations, ledger.examples, ledger.flops
-    return result
 
 
 @torch.no_grad()
@@ -232,10 +193,6 @@ def loss_on(model: nn.Module, task: TensorTask, split: str = "train", indices: t
     out = model(x)
     acc = (out.argmax(1) == y).double().mean().item() if task.loss == "ce" else math.nan
     return task_loss(task, out, y).item(), acc
-
-
-def flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 def aligned_distance(student: nn.Module, teacher: nn.Module) -> float:
@@ -259,7 +216,7 @@ def aligned_distance(student: nn.Module, teacher: nn.Module) -> float:
             free_s.discard(i)
             free_t.discard(j)
     total += ((student[2].bias - teacher[2].bias) ** 2).sum().item()
-    return math.sqrt(total) / flat(teacher).norm().item()
+    return math.sqrt(total) / flat(teacher.parameters()).norm().item()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -281,10 +238,8 @@ class StudyConfig:
 
 def subset_for_q(task: TensorTask, target_q: float, seed: int) -> torch.Tensor:
     """The first K = ⌈Q·P/M⌉ examples of a random order fixed by ``seed`` (nested across Q)."""
-    k = min_subset_size(task.parameters, task.outputs, target_q)
     n = len(task.y_train)
-    if k > n:
-        raise UserError(f"target Q {target_q} needs K={k} examples but the task has {n}: lower it or enlarge k_train")
+    k = size_for_q(task.parameter_count, task.outputs, n, target_q, "the task", "lower it or enlarge k_train")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[:k].to(task.device)
 
@@ -314,14 +269,14 @@ def subset_minimum_study(task: TensorTask, cfg: StudyConfig, seed: int, target_q
         raise UserError(f"study config names task {cfg.task!r} but the task given is {task.name!r}")
     ids = [study_run_id(cfg, seed, q) for q in [None, *target_qs]]
     if results_dir is not None and all(results.has_run(results_dir, rid) for rid in ids):
-        return [RunResult(*results.load_run(results_dir, rid)) for rid in ids]
+        return [results.load_run(results_dir, rid) for rid in ids]
     started = datetime.now(UTC)
-    p, m, n = task.parameters, task.outputs, len(task.y_train)
+    p, m, n = task.parameter_count, task.outputs, len(task.y_train)
     full_model = task.student(seed)
     init_loss, _ = loss_on(full_model, task)
     full_fit = fit(full_model, task, task.x_train, task.y_train, cfg.max_iterations, cfg.weight_decay,
                            cfg.history_size)
-    theta_full = flat(full_model)
+    theta_full = flat(full_model.parameters())
     full_loss, _ = loss_on(full_model, task)
     target = full_loss + cfg.target_fraction * (init_loss - full_loss)
     scratch_cost = first_reaching(full_fit.trajectory, target)
@@ -339,7 +294,7 @@ def subset_minimum_study(task: TensorTask, cfg: StudyConfig, seed: int, target_q
         subset_loss, subset_acc = loss_on(model, task, "train", indices)
         full_at, full_acc = loss_on(model, task)
         test_loss, test_acc = loss_on(model, task, "test")
-        theta = flat(model)
+        theta = flat(model.parameters())
         row = {"protocol": "teacher-student" if task.teacher is not None else "tabular-subset", "seed": seed,
                "task": task.name, "loss": task.loss, "P": p, "M": m, "K": k, "K_full": n,
                "Q": overdetermination_ratio(k, m, p), "Q_full": overdetermination_ratio(n, m, p),

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from subsetlib.data import Dataset, augment, normalize
+from subsetlib.data import Dataset
 from subsetlib.errors import UserError
+from subsetlib.preprocess import augment, normalize
 
 
 @dataclass
@@ -82,17 +83,21 @@ class FlopMeter:
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
-    """Adam with lr 1e-3 is the paper's choice; SGD uses Nesterov momentum 0.9."""
+def check_optimizer(name: str, lr: float) -> None:
     if not lr > 0:  # also NaN
         raise UserError(f"learning rate must be > 0 (got {lr})")
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
+    """Adam with lr 1e-3 is the paper's choice; SGD uses Nesterov momentum 0.9."""
+    check_optimizer(name, lr)
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr)
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
-    raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
 
 
 PRECISIONS = ("fp32", "bf16", "fp64")

@@ -15,7 +15,7 @@ import torch
 import yaml
 from conftest import SAVE_ONE_RUN, reap, tiny_config, wait_for, write_notebook
 
-from subsetlib import accounting, batch, data, protocols, results
+from subsetlib import accounting, batch, protocols, results, subsets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,7 +27,7 @@ BATCH = 80
 
 
 @pytest.fixture(scope="module")
-def arms(mini) -> dict[str, protocols.RunResult]:
+def arms(mini) -> dict[str, results.RunResult]:
     """Every protocol on 400 synthetic examples in batches of 80, so most epochs end on a smaller batch."""
     cfg = tiny_config(batch_size=BATCH)
     sweep = protocols.switch_point_sweep(mini, cfg, 0, fraction=0.25, subset_epochs=[1, 2], finetune_epochs=1)
@@ -82,12 +82,12 @@ def test_each_protocol_curve_ends_at_the_ledger(arms, arm):
 def test_subset_memberships_are_the_nested_subsets_of_the_seed(arms, mini):
     phases = json.loads(arms["growing"].summary["phases"])
     for p in phases.values():  # growing draws uniformly at random (uniform=True by default)
-        expected = data.subset_indices(mini.y_train, p["fraction"], 0, stratified=False)
-        assert p["membership"] == data.membership_hash(expected)
-    assert phases["stage2"]["membership"] == data.membership_hash(torch.arange(400))
+        expected = subsets.subset_indices(mini.y_train, p["fraction"], 0, stratified=False)
+        assert p["membership"] == subsets.membership_hash(expected)
+    assert phases["stage2"]["membership"] == subsets.membership_hash(torch.arange(400))
     sweep = json.loads(arms["sweep-1"].summary["phases"])
-    stratified = data.subset_indices(mini.y_train, 0.25, 0, stratified=True)
-    assert sweep["subset"]["membership"] == data.membership_hash(stratified)
+    stratified = subsets.subset_indices(mini.y_train, 0.25, 0, stratified=True)
+    assert sweep["subset"]["membership"] == subsets.membership_hash(stratified)
     assert arms["subset-q"].summary["subset_Q"] >= 0.05
 
 

@@ -21,9 +21,10 @@ from subsetlib.bench import (
     profile_run,
 )
 from subsetlib.cli import build_parser
-from subsetlib.data import DATASETS, data_roots, load
+from subsetlib.data import load
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
+from subsetlib.registry import DATASETS, data_roots
 from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, prepare_model, train_one_epoch
 
 

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image, ImageStat
 
-from subsetlib import planner, q
+from subsetlib import planner
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -327,7 +327,7 @@ def test_probe_measures_what_a_reader_sees(tmp_path):
 
 def test_subset_planner_embeds_registry_numbers_and_loads_nothing():
     rows = planner.pairs(["cnn-simple"], ["mnist"])
-    table = q.q_table("cnn-simple", "mnist", [1])
+    table = planner.q_table("cnn-simple", "mnist", [1])
     assert rows[0]["P"] == table["P"].iloc[0] and rows[0]["N"] == 60000 and rows[0]["M"] == 10
     assert rows[0]["flops_per_example"] > 2 * rows[0]["P"]  # forward and backward touch every weight
     page = planner.calculator_html(rows)
@@ -339,7 +339,8 @@ def test_subset_planner_embeds_registry_numbers_and_loads_nothing():
 
 def test_subset_planner_computes_in_the_browser(tmp_path):
     """The calculator of the Q planner page, with real registry numbers: fraction and target Q give the K and Q that
-    subsetlib.q computes, an unreachable Q and a bad fraction are said so, and the cost is K/N epochs and K·FLOPs."""
+    ``planner.q_table`` computes, an unreachable Q and a bad fraction are said so, and the cost is K/N epochs and
+    K·FLOPs."""
     browser = browser_or_skip()
     rows = planner.pairs(["cnn-simple"], ["mnist", "cifar10"])
     drive = """<script>
@@ -367,7 +368,7 @@ def test_subset_planner_computes_in_the_browser(tmp_path):
     assert probe_result(dom)["errors"] == []
     mnist, cifar10 = rows
     number = lambda text: float(text.replace(",", ""))  # noqa: E731
-    table = q.q_table("cnn-simple", "mnist", [1 / 16], [2.0]).set_index("target_Q", drop=False)
+    table = planner.q_table("cnn-simple", "mnist", [1 / 16], [2.0]).set_index("target_Q", drop=False)
     k16, k_q2 = int(table["K"].iloc[0]), int(table["K"].iloc[1])
     assert number(first["K"]) == k16 and number(first["P"]) == mnist["P"] and first["problem"] == ""
     assert math.isclose(number(first["Q"]), table["Q"].iloc[0], rel_tol=5e-3)

@@ -14,12 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from subsetlib import data
+from subsetlib import data, formats, registry
 from subsetlib.errors import UserError
+from subsetlib.repo import REPO_ROOT
 
-REAL_ROOT = data.REPO_ROOT.parent / "shared" / "data"
+REAL_ROOT = REPO_ROOT.parent / "shared" / "data"
 REAL_ARCHIVE = REAL_ROOT / "CIFAR10-JPEG" / "cifar10-jpeg.tar.gz"
-CLASSES = data.CIFAR10_CLASSES
+CLASSES = formats.CIFAR10_CLASSES
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +89,7 @@ def write_cifar10(root: Path, n: int = 20) -> tuple[np.ndarray, np.ndarray, np.n
 
 def test_cifar10_batches_load_in_order_with_channel_major_pixels(tmp_path: Path) -> None:
     x_train, y_train, x_test, y_test = write_cifar10(tmp_path)
-    ds = data.load("cifar10", root=tmp_path, device="cpu")
+    ds = data.load("cifar10", root=tmp_path, device="cpu", verify=False)  # files made here
     assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
     assert ds.x_train.dtype == torch.uint8 and ds.y_train.dtype == torch.int64 and ds.device.type == "cpu"
     assert torch.equal(ds.y_train, torch.from_numpy(y_train)) and torch.equal(ds.y_test, torch.from_numpy(y_test))
@@ -107,7 +108,7 @@ def test_cifar100_reads_fine_labels(tmp_path: Path) -> None:
         fine = rng.integers(0, 100, size=n)
         write_batch(folder / name, flat, {"fine_labels": fine, "coarse_labels": fine // 5})
         expected[name] = flat.reshape(-1, 3, 32, 32), fine
-    ds = data.load("cifar100", root=tmp_path, device="cpu")
+    ds = data.load("cifar100", root=tmp_path, device="cpu", verify=False)
     assert ds.num_classes == 100 and ds.x_train.shape == (30, 3, 32, 32) and ds.x_test.shape == (10, 3, 32, 32)
     assert torch.equal(ds.x_train, torch.from_numpy(expected["train"][0]))
     assert ds.y_train.tolist() == expected["train"][1].tolist() and ds.y_test.tolist() == expected["test"][1].tolist()
@@ -135,7 +136,7 @@ def test_bad_cifar_batch_names_the_file(tmp_path: Path, kind: str) -> None:
     bad = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     corrupt(bad, kind)
     with pytest.raises(UserError) as err:
-        data.load("cifar10", root=tmp_path, device="cpu")
+        data.load("cifar10", root=tmp_path, device="cpu", verify=False)
     one_line_naming(err, bad)
 
 
@@ -146,8 +147,20 @@ def test_missing_cifar_files(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_5").unlink()
     with pytest.raises(UserError) as err:
-        data.load("cifar10", root=tmp_path, device="cpu")
+        data.load("cifar10", root=tmp_path, device="cpu", verify=False)
     one_line_naming(err, tmp_path / "cifar-10-batches-py" / "data_batch_5")
+
+
+def test_cifar_files_are_checked_against_torchvisions_md5(tmp_path: Path) -> None:
+    import torchvision.datasets as tvd
+
+    assert {**registry.CIFAR10_MD5, **registry.CIFAR10_TEST_MD5} == dict(tvd.CIFAR10.train_list + tvd.CIFAR10.test_list)
+    assert ({**registry.CIFAR100_MD5, **registry.CIFAR100_TEST_MD5}
+            == dict(tvd.CIFAR100.train_list + tvd.CIFAR100.test_list))
+    write_cifar10(tmp_path)  # well-formed batches, but not the official files
+    with pytest.raises(UserError) as err:
+        data.load("cifar10", root=tmp_path, device="cpu")
+    assert "checksum mismatch" in one_line_naming(err, tmp_path / "cifar-10-batches-py" / "data_batch_1", "md5")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -223,10 +236,10 @@ def check_against(ds: data.Dataset, expected: dict[str, list[tuple[int, bytes, t
 
 
 def test_jpeg_spec() -> None:
-    spec = data.dataset_spec("cifar10-jpeg")
+    spec = registry.dataset_spec("cifar10-jpeg")
     assert (spec.num_classes, spec.shape, spec.train_size, spec.test_size) == (10, (3, 32, 32), 50000, 10000)
     assert spec.augment == "crop-flip" and "JPEG" in spec.about and "not the official" in spec.about
-    assert "CIFAR10-JPEG" in spec.how_to_get and spec.mean != data.dataset_spec("cifar10").mean
+    assert "CIFAR10-JPEG" in spec.how_to_get and spec.mean != registry.dataset_spec("cifar10").mean
 
 
 def test_jpeg_archive_decodes_sorted_and_caches_next_to_it(tmp_path: Path) -> None:
@@ -234,7 +247,7 @@ def test_jpeg_archive_decodes_sorted_and_caches_next_to_it(tmp_path: Path) -> No
     ds = load_jpeg(tmp_path)
     check_against(ds, expected)
     assert ds.y_train.bincount().tolist() == [3] * 10 and ds.y_test.bincount().tolist() == [2] * 10
-    digest = data.sha256_of(archive_at(tmp_path))
+    digest = formats.file_digest(archive_at(tmp_path))
     assert caches(archive_at(tmp_path).parent) == [f"cifar10-jpeg-{digest[:16]}.npz"]
 
 
@@ -254,7 +267,7 @@ def test_jpeg_second_load_comes_from_the_cache(tmp_path: Path, monkeypatch: pyte
     def no_decoding(*args: object, **kw: object) -> None:
         raise AssertionError("decoded again although a cache exists")
 
-    monkeypatch.setattr(data, "read_image_tar", no_decoding)
+    monkeypatch.setattr(formats, "read_image_tar", no_decoding)
     second = load_jpeg(tmp_path)
     check_against(second, expected)
     assert torch.equal(first.x_train, second.x_train) and cache.stat().st_mtime_ns == stamp
@@ -276,7 +289,7 @@ def test_jpeg_cache_of_another_archive_is_not_served(tmp_path: Path) -> None:
     load_jpeg(tmp_path)
     [old_cache] = archive_at(tmp_path).parent.glob("cifar10-jpeg-*.npz")
     expected = write_archive(archive_at(tmp_path), salt=7)
-    digest = data.sha256_of(archive_at(tmp_path))
+    digest = formats.file_digest(archive_at(tmp_path))
     old_cache.rename(old_cache.with_name(f"cifar10-jpeg-{digest[:16]}.npz"))
     check_against(load_jpeg(tmp_path), expected)
 
@@ -413,7 +426,7 @@ def test_real_cifar10_jpeg_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert ds.x_train.shape == (50000, 3, 32, 32) and ds.x_test.shape == (10000, 3, 32, 32)
     assert ds.y_train.bincount().tolist() == [5000] * 10 and ds.y_test.bincount().tolist() == [1000] * 10
     assert ds.y_train.diff().min() >= 0  # sorted by class
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"cifar10-jpeg-{data.CIFAR10_JPEG_SHA256[:16]}.npz"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"cifar10-jpeg-{registry.CIFAR10_JPEG_SHA256[:16]}.npz"]
 
     for c in range(3):  # the spec's constants are this archive's statistics (exact, from a histogram per channel)
         counts = torch.bincount(ds.x_train[:, c].flatten(), minlength=256).double()
@@ -429,7 +442,7 @@ def test_real_cifar10_jpeg_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                 assert torch.equal(wanted.pop(info.name), torch.from_numpy(decoded(tar.extractfile(info).read())))
     assert not wanted
 
-    monkeypatch.setattr(data, "read_image_tar", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(formats, "read_image_tar", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     start = time.perf_counter()
     cached = data.load("cifar10-jpeg", root=REAL_ROOT, device="cpu", verify=True)
     cached_s = time.perf_counter() - start

@@ -11,10 +11,11 @@ import torch
 from conftest import PYTHON, REAL_DATA, ROOT, child_env, main_in_process, tiny_config
 from torch import nn
 
-from subsetlib import data, protocols
+from subsetlib import data, planner, protocols, registry, subsets
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
-from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio, q_table
+from subsetlib.planner import q_table
+from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
 from subsetlib.train import FlopMeter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,6 +80,24 @@ def test_q_table_on_mnist():
     assert table["feasible"].tolist() == [True, True, True, False]  # Q = 30 needs more than MNIST's 60,000
 
 
+def test_planning_leaves_the_global_random_state_alone(synthetic):
+    """P, the Q table and the fraction for a target Q build the model on the meta device: no weights are drawn, so
+    planning cannot change a run that seeds once and plans before building its model; P is still the real count."""
+    state = torch.get_rng_state()
+    p = planner.parameter_count("cnn-simple", registry.dataset_spec("mnist"))
+    table = planner.q_table("resnet18-cifar", "cifar10", [1 / 2], [2.0])
+    fraction = planner.subset_fraction("cnn-simple", synthetic, target_q=0.5)
+    [pair] = planner.pairs(["cnn-simple"], ["mnist"])
+    assert torch.equal(torch.get_rng_state(), state)
+    assert pair["P"] == p and pair["flops_per_example"] == FlopMeter(build_model("cnn-simple", (1, 28, 28), 10),
+                                                                     (1, 28, 28), 10)(1)
+    assert p == count_parameters(build_model("cnn-simple", (1, 28, 28), 10)) == 23946
+    assert table["P"].iloc[0] == count_parameters(build_model("resnet18-cifar", (3, 32, 32), 10))
+    assert fraction == min_subset_size(p, 10, 0.5) / len(synthetic.y_train)
+    with pytest.raises(UserError, match="does not accept inputs"):  # the shape check works on the meta device too
+        planner.parameter_count("resnet18", registry.dataset_spec("mnist"))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Subsets
 
@@ -88,38 +107,38 @@ UNEVEN = torch.tensor(sum(([c] * n for c, n in enumerate([50, 75, 100, 125, 150,
 @pytest.mark.parametrize("stratified", [True, False])
 @pytest.mark.parametrize("seed", [0, 7])
 def test_subsets_are_nested(stratified, seed):
-    sets = {f: set(data.subset_indices(UNEVEN, f, seed, stratified).tolist()) for f in (1 / 8, 1 / 4, 1 / 2, 1)}
+    sets = {f: set(subsets.subset_indices(UNEVEN, f, seed, stratified).tolist()) for f in (1 / 8, 1 / 4, 1 / 2, 1)}
     assert sets[1 / 8] <= sets[1 / 4] <= sets[1 / 2] <= sets[1] == set(range(len(UNEVEN)))
     assert len(sets[1 / 8]) < len(sets[1 / 4]) < len(sets[1 / 2]) < len(sets[1])
 
 
 @pytest.mark.parametrize("stratified", [True, False])
 def test_subsets_are_reproducible_and_depend_on_the_seed(stratified):
-    a = data.subset_indices(UNEVEN, 0.3, 3, stratified)
-    assert torch.equal(a, data.subset_indices(UNEVEN, 0.3, 3, stratified))
-    assert not torch.equal(a, data.subset_indices(UNEVEN, 0.3, 4, stratified))
+    a = subsets.subset_indices(UNEVEN, 0.3, 3, stratified)
+    assert torch.equal(a, subsets.subset_indices(UNEVEN, 0.3, 3, stratified))
+    assert not torch.equal(a, subsets.subset_indices(UNEVEN, 0.3, 4, stratified))
     assert torch.equal(a, a.sort().values) and len(set(a.tolist())) == len(a)  # sorted, no repeats
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.25, 0.1, 0.01])
 def test_stratified_subsets_keep_class_proportions(fraction):
     sizes = torch.bincount(UNEVEN)
-    chosen = torch.bincount(UNEVEN[data.subset_indices(UNEVEN, fraction, 0, stratified=True)], minlength=len(sizes))
+    chosen = torch.bincount(UNEVEN[subsets.subset_indices(UNEVEN, fraction, 0, stratified=True)], minlength=len(sizes))
     for n_c, k_c in zip(sizes.tolist(), chosen.tolist(), strict=True):
         assert abs(k_c - round(fraction * n_c)) <= 1, (n_c, k_c)
         assert k_c >= 1  # every class keeps at least one example
-    uniform = data.subset_indices(UNEVEN, fraction, 0, stratified=False)
+    uniform = subsets.subset_indices(UNEVEN, fraction, 0, stratified=False)
     assert len(uniform) == max(1, round(fraction * len(UNEVEN)))
 
 
 def test_membership_hash_is_stable_and_order_free():
     indices = torch.tensor([5, 1, 3, 2])
     expected = hashlib.sha256(np.array([1, 2, 3, 5], dtype="<i8").tobytes()).hexdigest()[:16]
-    assert data.membership_hash(indices) == expected
-    assert data.membership_hash(torch.arange(10)) == "23c379d6c0f22ef6"  # fixed: stored results refer to it
-    assert data.membership_hash(indices[torch.randperm(4)]) == expected
-    assert data.membership_hash(indices.to(torch.int32)) == expected
-    assert data.membership_hash(torch.tensor([1, 2, 3, 4])) != expected
+    assert subsets.membership_hash(indices) == expected
+    assert subsets.membership_hash(torch.arange(10)) == "23c379d6c0f22ef6"  # fixed: stored results refer to it
+    assert subsets.membership_hash(indices[torch.randperm(4)]) == expected
+    assert subsets.membership_hash(indices.to(torch.int32)) == expected
+    assert subsets.membership_hash(torch.tensor([1, 2, 3, 4])) != expected
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -240,6 +259,17 @@ def test_every_precision_and_layout_trains_with_the_same_ledger(mini, precision,
     others = {protocols.run_id("subset", protocols.RunConfig(**{**cfg.__dict__, "precision": p}), 0)
               for p in ("fp32", "bf16", "fp64")}
     assert len(others) == 3  # precision is part of what defines a run
+
+
+def test_config_from_notebook_parameters_keeps_the_run_id():
+    """A notebook's parameters hold more than a RunConfig; config_from picks its fields, and a config built so has
+    the run id of the same config written out by hand (the ids of stored runs depend on it)."""
+    params = {"dataset": "synthetic", "model": "cnn-simple", "seeds": [0, 1], "batch_size": 64, "eval_dense": 3,
+              "results_dir": "../results/adhoc", "scale": "ad hoc"}
+    cfg = protocols.config_from(params, model="cnn-simple-narrow")
+    by_hand = protocols.RunConfig(dataset="synthetic", model="cnn-simple-narrow", batch_size=64, eval_dense=3)
+    assert cfg == by_hand
+    assert protocols.run_id("conventional", cfg, 0, epochs=2) == protocols.run_id("conventional", by_hand, 0, epochs=2)
 
 
 def test_fp64_trains_in_double_and_bf16_differs_from_fp32_only_by_rounding(mini):

@@ -41,6 +41,9 @@ def test_mean_std_spells_out_one_seed():
     assert present.mean_std(98.876, 0.123, 1) == "98.9 ± 0.1"
     assert present.mean_std(98.876, np.nan, 1) == "98.9 ± –"
     assert present.mean_std(np.nan, np.nan, 1) == ""
+    column = present.mean_std_column(pd.Series([0.98876, 0.5, np.nan]), pd.Series([0.00123, np.nan, np.nan]), 1,
+                                     scale=100, missing="not reached")
+    assert column == ["98.9 ± 0.1", "50.0 ± –", "not reached"]
 
 
 def test_same_fraction_same_colour_and_fixed_arm_colours():

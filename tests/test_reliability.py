@@ -21,7 +21,7 @@ import torch
 import yaml
 from conftest import PYTHON, REAL_DATA, child_env, main_in_process, tiny_config, wait_for, write_notebook
 
-from subsetlib import batch, data, protocols, q, results, train
+from subsetlib import batch, data, formats, protocols, q, results, subsets, train
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 
@@ -160,6 +160,20 @@ def test_notebook_rejects_bad_parameters(tmp_path, monkeypatch, parameters, expe
     assert not (tmp_path / "body-ran.txt").exists()  # stopped before the experiment
 
 
+def test_notebook_parameters_without_a_history(tmp_path):
+    """nbval runs cells without a history (In stays empty): end still returns what the parameters cell bound, so
+    protocols.config_from(params) builds the config the notebook declares."""
+    from subsetlib import notebook as nb
+
+    namespace = {"os": os, "In": [""]}
+    namespace["SMOKE"] = nb.begin(namespace)
+    declared = {"dataset": "synthetic", "batch_size": 64, "results_dir": str(tmp_path), "scale": "ad hoc"}
+    namespace.update(declared)
+    params = nb.end(namespace)
+    assert params == declared
+    assert protocols.config_from(params) == protocols.RunConfig(dataset="synthetic", batch_size=64)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Bad input: grid files
 
@@ -270,14 +284,14 @@ def api_calls(synthetic) -> dict:
     model = build_model("cnn-simple", (1, 28, 28), 10)
     return {
         "dataset name": lambda: data.load("nope"),
-        "fraction": lambda: data.subset_indices(synthetic.y_train, 0, seed=0),
+        "fraction": lambda: subsets.subset_indices(synthetic.y_train, 0, seed=0),
         "device": lambda: data.resolve_device("tpu"),
         "model name": lambda: build_model("nope", (1, 28, 28), 10),
         "torchvision model on 1 channel": lambda: build_model("resnet18", (1, 28, 28), 10),
         "optimizer": lambda: train.make_optimizer(model, "rmsprop"),
         "learning rate": lambda: train.make_optimizer(model, "adam", -1.0),
         "batch size": lambda: protocols.RunConfig(batch_size=0),
-        "unknown config key": lambda: protocols.config_from({"batchsize": 64}),
+        "unknown config field": lambda: protocols.config_from({}, batchsize=64),
         "wrong dataset for config": lambda: protocols.conventional(synthetic, tiny_config(dataset="mnist"), 0, 1),
         "epochs 0": lambda: protocols.conventional(synthetic, cfg, 0, epochs=0),
         "subset size twice": lambda: protocols.subset_pretraining(synthetic, cfg, 0, 1, 1, fraction=0.5, target_q=1),
@@ -308,12 +322,13 @@ def api_calls_with_messages(synthetic) -> dict:
         "seed float": (lambda: protocols.conventional(synthetic, cfg, 1.5, 1), f"{seed_message} (got 1.5)"),
         "seed string": (lambda: protocols.conventional(synthetic, cfg, "0", 1), f"{seed_message} (got '0')"),
         "seed too large": (lambda: protocols.conventional(synthetic, cfg, 2**63, 1), f"{seed_message} (got 2**63)"),
-        "seed of a subset": (lambda: data.subset_indices(synthetic.y_train, 0.5, seed=-1), f"{seed_message} (got -1)"),
-        "numpy labels": (lambda: data.subset_indices(synthetic.y_train.numpy(), 0.5, 0),
+        "seed of a subset": (lambda: subsets.subset_indices(synthetic.y_train, 0.5, seed=-1),
+                             f"{seed_message} (got -1)"),
+        "numpy labels": (lambda: subsets.subset_indices(synthetic.y_train.numpy(), 0.5, 0),
                          "labels must be a torch tensor (got ndarray): pass torch.as_tensor(labels)"),
-        "empty labels": (lambda: data.subset_indices(torch.tensor([], dtype=torch.long), 0.5, 0),
+        "empty labels": (lambda: subsets.subset_indices(torch.tensor([], dtype=torch.long), 0.5, 0),
                          "labels must be a non-empty 1-D integer tensor (got shape (0,), torch.int64)"),
-        "empty labels by size": (lambda: data.subset_of_size(torch.tensor([], dtype=torch.long), 5, 0),
+        "empty labels by size": (lambda: subsets.subset_of_size(torch.tensor([], dtype=torch.long), 5, 0),
                                  "labels must be a non-empty 1-D integer tensor"),
         "batch size 2.5": (lambda: protocols.RunConfig(batch_size=2.5),
                            "batch_size must be a whole number >= 1 (got 2.5)"),
@@ -339,9 +354,10 @@ def test_python_api_refuses_with_a_message(case, synthetic, tmp_path, monkeypatc
 
 def test_numpy_fraction_and_seed_are_accepted_as_their_python_values(synthetic):
     labels = synthetic.y_train
-    assert torch.equal(data.subset_indices(labels, np.float32(0.5), np.int64(3)), data.subset_indices(labels, 0.5, 3))
+    assert torch.equal(subsets.subset_indices(labels, np.float32(0.5), np.int64(3)),
+                       subsets.subset_indices(labels, 0.5, 3))
     with pytest.raises(UserError, match=r"fraction must lie in \(0, 1\] \(got np.float32\(2.0\)\): use e.g. 0.5"):
-        data.subset_indices(labels, np.float32(2.0), 0)
+        subsets.subset_indices(labels, np.float32(2.0), 0)
 
 
 def test_largest_seed_is_stored_as_int64(mini, tmp_path):
@@ -376,7 +392,7 @@ def test_files_written_honour_the_umask(synthetic, tmp_path, monkeypatch):
         notebook = write_notebook(tmp_path / "nb.ipynb")
         cell = batch.Cell(0, str(notebook), str(tmp_path / "book" / "cell.ipynb"), {"epochs": 1}, "k0")
         state = batch.execute_cell(cell, str(tmp_path / "res" / "cells" / "k0.json"))
-        data._write_cache(tmp_path / "cache" / "x.npz", (np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)), "d")
+        formats._write_cache(tmp_path / "cache" / "x.npz", (np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)), "d")
     finally:
         os.umask(old)
     assert state["status"] == "done", state
@@ -554,9 +570,9 @@ def test_run_killed_between_curve_and_summary_is_not_complete(synthetic, tmp_pat
 # Concurrent writers
 
 
-def fake_run(rid: str, writer: int) -> protocols.RunResult:
+def fake_run(rid: str, writer: int) -> results.RunResult:
     curve = [{"run_id": rid, "examples": e, "test_acc": 0.1 * e, "writer": writer} for e in range(3)]
-    return protocols.RunResult(curve, {"run_id": rid, "protocol": "fake", "seed": 0, "writer": writer})
+    return results.RunResult(curve, {"run_id": rid, "protocol": "fake", "seed": 0, "writer": writer})
 
 
 def save_many(barrier, store: str, writer: int, dataset: data.Dataset) -> None:

@@ -107,3 +107,20 @@ def test_q_threshold_and_q_governs():
     follows_f = study.q_or_fraction(pd.concat([wide, by_fraction]))
     assert claims.q_governs(follows_f).verdict == claims.REFUTED
     assert claims.q_governs(study.q_or_fraction(wide)).verdict == claims.NOT_TESTABLE
+
+
+def _phases(subset_steps: int) -> str:
+    return json.dumps({"subset": {"fraction": 0.5, "steps": subset_steps}, "finetune": {"fraction": 1.0, "steps": 100}})
+
+
+def test_budget_text_reads_the_runs():
+    runs = pd.DataFrame([
+        {"protocol": "conventional", "seed": 0, "model": "m", "augment": True, "epochs": 15, "finetune_epochs": None,
+         "phases": json.dumps({"full": {"fraction": 1.0, "steps": 10}})},
+        {"protocol": "subset", "seed": 0, "model": "m", "augment": True, "epochs": None, "finetune_epochs": 3,
+         "phases": _phases(980)},
+        {"protocol": "subset", "seed": 1, "model": "m", "augment": True, "epochs": None, "finetune_epochs": 3,
+         "phases": _phases(1000)},
+    ])
+    assert study.budget_text(runs) == ("2 seeds, m with augmentation; conventional 15 epochs; subsets 980–1,000 steps"
+                                       " + 3 fine-tuning epochs")

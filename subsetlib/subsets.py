@@ -1,0 +1,79 @@
+"""Which examples a subset holds: nested, reproducible subsets by fraction or size, their membership hash, and the
+smaller stratified parts of a dataset that CPU-scale runs train on."""
+
+import hashlib
+from dataclasses import replace
+
+import torch
+
+from subsetlib.data import Dataset, load
+from subsetlib.errors import UserError, check_fraction, check_seed, check_whole_number
+
+
+def check_labels(labels: object) -> torch.Tensor:
+    """Class labels as a non-empty 1-D integer tensor on the CPU; anything else is a UserError naming the fix."""
+    if not isinstance(labels, torch.Tensor):
+        raise UserError(f"labels must be a torch tensor (got {type(labels).__name__}): pass torch.as_tensor(labels)")
+    if labels.dim() != 1 or len(labels) == 0 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise UserError(f"labels must be a non-empty 1-D integer tensor (got shape {tuple(labels.shape)}, "
+                        f"{labels.dtype})")
+    return labels.detach().cpu()
+
+
+def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified: bool = True) -> torch.Tensor:
+    """Indices of a reproducible subset of ``fraction`` of the examples, sorted.
+
+    Nested: for one seed, each class (or, unstratified, the whole set) is put in one random order and a subset is a
+    prefix of it, so the 1/4 subset lies inside the 1/2 subset. Stratified keeps round(fraction·n_c) of each class
+    (at least one), so class proportions match the full set.
+    """
+    fraction, seed = check_fraction(fraction), check_seed(seed)
+    labels = check_labels(labels)
+    gen = torch.Generator().manual_seed(seed)
+    if not stratified:
+        order = torch.randperm(len(labels), generator=gen)
+        return order[: max(1, round(fraction * len(labels)))].sort().values
+    chosen = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        order = members[torch.randperm(len(members), generator=gen)]
+        chosen.append(order[: max(1, round(fraction * len(members)))])
+    return torch.cat(chosen).sort().values
+
+
+def subset_of_size(labels: torch.Tensor, k: int, seed: int, stratified: bool = True) -> torch.Tensor:
+    """A nested subset with (about) K examples, for choosing subsets by target Q."""
+    labels = check_labels(labels)
+    return subset_indices(labels, min(1.0, check_whole_number(k, "subset size K") / len(labels)), seed, stratified)
+
+
+def membership_hash(indices: torch.Tensor) -> str:
+    """A stable short hash of which examples a subset holds (order-free)."""
+    data = indices.detach().cpu().to(torch.int64).sort().values.numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def reduced(data: Dataset, train_size: int, test_size: int, seed: int = 0) -> Dataset:
+    """A stratified random part of a dataset under its own name (e.g. ``mnist-10000-2000``), so that results made on
+    it can never be read as full-dataset results. For CPU-scale runs; the GPU grids use the full sets."""
+    n_train, n_test = len(data.y_train), len(data.y_test)
+    if not 0 < train_size <= n_train or not 0 < test_size <= n_test:
+        raise UserError(f"{data.name} has {n_train} training and {n_test} test examples: choose train_size and "
+                        f"test_size within those (got {train_size}, {test_size})")
+    if train_size == n_train and test_size == n_test:
+        return data
+    train = subset_of_size(data.y_train, train_size, seed)
+    test = subset_of_size(data.y_test, test_size, seed)
+    name = f"{data.name}-{len(train)}-{len(test)}"
+    # a part is no longer what torchvision's class reads from the same files
+    spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test), torchvision=None)
+    root = f"{data.root} (stratified part: {len(train)} train, {len(test)} test examples, seed {seed})"
+    t, s = train.to(data.device), test.to(data.device)
+    return Dataset(spec, data.x_train[t], data.y_train[t], data.x_test[s], data.y_test[s], root)
+
+
+def load_reduced(name: str, train_size: int | None = None, test_size: int | None = None,
+                 device: str = "auto") -> Dataset:
+    """``data.load`` then ``reduced`` (None keeps a split whole)."""
+    full = load(name, device=device)
+    return reduced(full, train_size or len(full.y_train), test_size or len(full.y_test))
