@@ -182,10 +182,11 @@ def _whole(values: pd.Series) -> bool:
 
 
 def format_column(values: pd.Series, digits: int | None = None, missing: str = "not reached") -> list[str]:
-    """Text for one column: integers with thousands separators, floats to ``digits`` decimals (default three
-    significant figures), NaN as ``missing``, text and booleans as they are."""
+    """Text for one column: a column of whole numbers as integers with thousands separators (even when ``digits`` is
+    given: 2 and 16, not 2.000 and 16.000), other floats to ``digits`` decimals (default three significant figures),
+    NaN as ``missing``, text and booleans as they are."""
     numeric = pd.api.types.is_numeric_dtype(values) and values.dtype != bool
-    whole = numeric and digits is None and _whole(values)
+    whole = numeric and _whole(values)  # a column of whole numbers prints as integers, whatever `digits` says
     out = []
     for v in values:
         if v is None or (not isinstance(v, str) and pd.isna(v)):

@@ -37,6 +37,11 @@ def test_table_keeps_text_and_three_significant_figures():
     assert present.format_column(pd.Series([1.0, 2.5]), digits=1) == ["1.0", "2.5"]
 
 
+def test_a_column_of_whole_numbers_prints_integers_even_with_digits():
+    assert present.format_column(pd.Series([1.0, 2.0, 16.0]), digits=3) == ["1", "2", "16"]
+    assert present.format_column(pd.Series([1.0, None]), digits=3) == ["1", "not reached"]
+
+
 def test_mean_std_spells_out_one_seed():
     assert present.mean_std(98.876, 0.123, 1) == "98.9 ± 0.1"
     assert present.mean_std(98.876, np.nan, 1) == "98.9 ± –"
