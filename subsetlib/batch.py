@@ -304,8 +304,10 @@ def _execute(cell: Cell, state_path: Path, threads: int | None) -> dict:
 
     _kernel_environment(threads)
     output = Path(cell.output)
-    if output.parent.is_dir():  # a task killed mid-cell left its hidden partial notebook; it must not become a page
-        for stale in output.parent.glob(f".{output.name}.*.ipynb"):
+    # A task killed mid-cell leaves its hidden partial notebook (it must not become a page) and, killed between
+    # writing its state and renaming it into place, a hidden state file; this cell's lock is held, so both are stale.
+    for target, suffix in ((output, ".ipynb"), (state_path, ".tmp")):
+        for stale in target.parent.glob(f".{target.name}.*{suffix}") if target.parent.is_dir() else ():
             stale.unlink(missing_ok=True)
     started = time.time()
     state = {"key": cell.key, "notebook": cell.notebook, "output": cell.output, "parameters": cell.parameters}
