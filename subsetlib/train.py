@@ -7,6 +7,7 @@ time (CUDA events on a GPU, perf_counter on a CPU). Evaluation time is kept apar
 
 import bisect
 import copy
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -84,8 +85,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def check_optimizer(name: str, lr: float) -> None:
-    if not lr > 0:  # also NaN
-        raise UserError(f"learning rate must be > 0 (got {lr})")
+    if not 0 < lr < math.inf:  # also NaN
+        raise UserError(f"learning rate must be a finite number > 0 (got {lr})")
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
