@@ -149,12 +149,13 @@ def _json_number(value: object) -> object:
 
 
 def cmd_page(args: argparse.Namespace) -> int:
-    from subsetlib.pages import PageFailed, run_page
+    from subsetlib.pages import PageFailed, prepare, run_page
 
-    print(f"subsetlib: running {args.notebook} (a kernel starts; its runs already stored are loaded)",
+    notebook, output, values = prepare(args.notebook, args.parameters or [], args.output)
+    print(f"subsetlib: running {args.notebook} (its runs stored already are loaded, not trained again)",
           file=sys.stderr)
     try:
-        output = run_page(args.notebook, args.parameters or [], args.output)
+        run_page(notebook, output, values)
     except PageFailed as err:
         print(f"subsetlib: page failed: {err}", file=sys.stderr)
         return 1

@@ -130,7 +130,7 @@ def _read_spec(path: Path) -> dict:
     return {**spec, "profile": profile}
 
 
-def check_values(values: dict, declared: dict, notebook: str, where: str) -> None:
+def check_values(values: dict, declared: dict, notebook: str, where: str | None = None) -> None:
     """Each value against the notebook's parameters cell: declared, and passing the notebook's own check."""
     from subsetlib.notebook import check_parameter
 
@@ -142,7 +142,7 @@ def check_values(values: dict, declared: dict, notebook: str, where: str) -> Non
         try:
             check_parameter(name, value, declared[name])
         except UserError as err:
-            raise UserError(f"{err} ({where})") from None
+            raise UserError(f"{err} ({where})" if where else str(err)) from None
 
 
 def _read_stage(stage: object, where: str, base: Path) -> tuple[Path, dict, dict, dict]:

@@ -69,7 +69,7 @@ def prepare(name: str, pairs: list[tuple[str, str]], output: str | None = None) 
     if unknown:
         raise UserError(f"unknown parameter(s) {', '.join(unknown)} for {name}: it takes {', '.join(sorted(declared))}")
     values = {n: parse_value(text, declared[n]) for n, text in pairs}
-    check_values(values, declared, name, "-p")
+    check_values(values, declared, name)
     if "results_dir" in values:  # as a shell user means it: relative to the working folder, not to the notebook's
         values["results_dir"] = str(Path(values["results_dir"]).resolve())
     if isinstance(values.get("results_dir", declared.get("results_dir")), str):
@@ -82,11 +82,11 @@ def prepare(name: str, pairs: list[tuple[str, str]], output: str | None = None) 
     return notebook, target.resolve(), values
 
 
-def run_page(name: str, pairs: list[tuple[str, str]], output: str | None = None) -> Path:
-    """Check, then execute; the executed page's path. A UserError inside the kernel comes back as a UserError."""
+def run_page(notebook: Path, target: Path, values: dict) -> None:
+    """Execute what ``prepare`` checked. A UserError inside the kernel comes back as a UserError, any other error
+    as PageFailed."""
     from papermill import PapermillExecutionError
 
-    notebook, target, values = prepare(name, pairs, output)
     try:
         execute(notebook, target, values)
     except PapermillExecutionError as err:
@@ -94,4 +94,3 @@ def run_page(name: str, pairs: list[tuple[str, str]], output: str | None = None)
         if err.ename == "UserError":
             raise UserError(text[-1] if text else "the page refused its parameters") from None
         raise PageFailed(f"{err.ename}: {text[-1] if text else ''} (the traceback is in {target})") from None
-    return target

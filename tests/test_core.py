@@ -227,7 +227,7 @@ Q_ARGS = ["q", "--model", "cnn-simple", "--dataset", "mnist", "--fractions", "0.
 def check_q_output(out: str) -> None:
     assert "P = 23,946" in out and "M = 10" in out and "K = 60,000" in out
     assert "K =    30,000" in out and f"Q = {300000 / 23946:10.3f}" in out
-    assert "target Q 1.5" in out and "K =     3,592" in out
+    assert "target Q 1.5" in out and "K =     3,593" in out
 
 
 def test_cli_q_in_a_subprocess(tmp_path):

@@ -377,8 +377,9 @@ def test_run_resuming_over_a_damaged_results_file_names_it_and_keeps_it(tmp_path
     rc, again, err = main_in_process(argv, capsys)
     assert rc == 0, err
     kept = summary.with_name(f"{summary.name}.damaged")
-    assert err.strip() == (f"subsetlib: warning: unreadable results file res/runs/{summary.name} moved to "
-                           f"{kept.name}; the run is made again")
+    assert err.strip().splitlines() == [f"subsetlib: warning: unreadable results file res/runs/{summary.name} "
+                                        f"moved to {kept.name}; the run is made again",
+                                        f"subsetlib: seed 0: trained: res/runs/{summary.name}"]
     assert kept.read_bytes() == b"PAR1 not really"  # kept, not overwritten
     assert json.loads(again)["run_id"] == json.loads(out)["run_id"] and len(results.load(tmp_path / "res")) == 1
 
