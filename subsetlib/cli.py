@@ -164,7 +164,8 @@ def cmd_page(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from subsetlib.batch import cell_status, load_grid, run_grid
+    from subsetlib.batch import cell_status, run_grid
+    from subsetlib.grids import load_grid
 
     if args.dry_run:
         grid = load_grid(args.grid)
