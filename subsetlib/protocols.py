@@ -288,6 +288,16 @@ def subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: 
     return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
 
 
+def subset_phase(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: int, fraction: float,
+                 results_dir: str | None = None) -> RunResult:
+    """The subset phase alone, no fine-tuning: where training on a subset leaves the model (study v2's subset
+    minima, and the budget-doubling check of a subset arm's phase). Same seed, same subset and same initial weights
+    as ``subset_pretraining``'s subset phase."""
+    f = check_fraction(fraction)
+    return run_phases(data, cfg, [Phase("subset", f, subset_epochs)], seed, "subset-phase",
+                      {"fraction": f, "subset_epochs": subset_epochs}, results_dir)
+
+
 MAX_STAGES = 64  # a growth barely above 1 would otherwise build millions of stages
 
 
