@@ -62,3 +62,40 @@ def test_text_gives_the_interval():
     result = paired([0.1, 0.2, 0.3], 1.0, True)
     assert result.text(digits=1).startswith("+0.2 [")
     assert result.text(digits=1).endswith(", n = 3")
+
+
+def test_lbfgs_tells_a_stall_from_a_minimum():
+    """A quadratic's minimum is reached (gradient 0): converged. A loss whose gradient points uphill gives the line
+    search no decrease, so the parameters stop moving with a large gradient: a stall, which must not be called
+    converged (the first study's L-BFGS runs called both "converged")."""
+    import torch
+
+    from subsetlib.lbfgs import FullBatchLoss, minimize
+    from subsetlib.train import Ledger
+
+    class Uphill(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, w):
+            ctx.save_for_backward(w)
+            return (w ** 2).sum()
+
+        @staticmethod
+        def backward(ctx, grad):
+            (w,) = ctx.saved_tensors
+            return -2 * w * grad
+
+    class Scalar(torch.nn.Module):
+        def __init__(self, start: float):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([start], dtype=torch.float64))
+
+        def forward(self, x):
+            return x * self.w
+
+    x, y = torch.ones(4, 1, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)
+    square = FullBatchLoss(Scalar(3.0), x, y, Ledger(), lambda k: 0.0, loss_sum=lambda o, t: ((o - t) ** 2).sum())
+    assert minimize(square, 50).stopped.startswith("converged")
+    model = Scalar(3.0)
+    uphill = FullBatchLoss(model, x, y, Ledger(), lambda k: 0.0,
+                           loss_sum=lambda o, t: Uphill.apply(model.w) + 0 * o.sum())
+    assert minimize(uphill, 50).stopped.startswith("stalled")
