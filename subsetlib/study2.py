@@ -151,9 +151,9 @@ def _phase_ends(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     ended. For a conventional run both are its last evaluation."""
     last = curves.sort_values("examples").groupby(["run_id", "phase"], sort=False).tail(1)
     first_phase = last[last["phase"].isin(["full", "subset"])].set_index("run_id")
-    out = runs.set_index("run_id")[["protocol", "model", "seed", "subset_fraction", "subset_Q", "P", "epochs",
-                                    "subset_epochs", "finetune_epochs", "final_train_loss", "final_test_acc",
-                                    "total_flops", "epoch_equivalents"]].copy()
+    out = runs.set_index("run_id").reindex(columns=[  # a column only some protocols have is NaN for the rest
+        "protocol", "model", "seed", "subset_fraction", "subset_Q", "P", "epochs", "subset_epochs", "finetune_epochs",
+        "final_train_loss", "final_test_acc", "total_flops", "epoch_equivalents"])
     for col in ("train_loss", "test_acc", "subset_loss", "flops", "examples"):
         out[f"phase_{col}"] = first_phase[col].reindex(out.index) if col in first_phase else math.nan
     return out.reset_index()
@@ -662,3 +662,26 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
 
 WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}
 """One colour per width on every v2 page."""
+
+
+def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+    """While the grid runs: every budget-doubling pair stored so far, per dataset (no training, no verdicts)."""
+    frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules).assign(dataset=dataset)
+              for dataset, r in runs.groupby("dataset", sort=False)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
+    """What the stored ladders say so far about the conventional arms, in words."""
+    conv = pairs[pairs["fraction"] >= 1]
+    if conv.empty:
+        return "No conventional pair of study v2 is stored yet."
+    parts = []
+    for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
+        last = arm.sort_values("budget").groupby("seed").tail(1)
+        low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
+        parts.append(f"{titles.get(dataset, dataset)}, {model}: {int(arm.groupby('seed')['converged'].any().sum())} "
+                     f"of {arm['seed'].nunique()} seeds converged so far; at the last doubling stored "
+                     f"({int(last['budget'].max())} → {2 * int(last['budget'].max())} epochs) the training loss "
+                     f"still fell {low if low == high else f'{low}–{high}'} %")
+    return "; ".join(parts) + "."
