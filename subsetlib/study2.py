@@ -107,7 +107,7 @@ def run_width(ds, d: Design, model: str, fractions: tuple[float, ...], seed: int
 
     def ladder(first: int, train, loss) -> None:
         budget = first
-        for _ in range(d.max_doublings + 1):
+        for _ in range(d.max_doublings):  # pairs (B, 2B) … (2^(n-1)·B, 2^n·B): the plan's cap
             low, high = train(budget), train(2 * budget)
             ids.extend(r.summary["run_id"] for r in (low, high) if r.summary["run_id"] not in ids)
             if converged(loss(low), loss(high), d.rules):
@@ -159,10 +159,13 @@ def _phase_ends(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None
+            ) -> pd.DataFrame:
     """One row per budget-doubling pair (B, 2B) of one arm and seed: the loss the rule reads at each budget (the
     conventional run's training loss; a subset phase's loss on its subset) and whether the pair passes the rule.
-    Arm ``fraction`` 1 is the conventional arm; budgets are epochs over the arm's own training set."""
+    Arm ``fraction`` 1 is the conventional arm; budgets are epochs over the arm's own training set. ``planned`` is
+    false for a pair beyond the design's cap of ``max_doublings`` pairs (a stored run the plan did not ask for: shown,
+    never used for a minimum)."""
     ends = _phase_ends(runs, curves)
     conv = ends[ends["protocol"] == "conventional"].assign(fraction=1.0, budget=lambda t: t["epochs"],
                                                            loss=lambda t: t["phase_train_loss"])
@@ -172,6 +175,7 @@ def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> p
     rows = []
     for (model, fraction, seed), arm in pd.concat([conv, sub]).groupby(["model", "fraction", "seed"]):
         by_budget = arm.drop_duplicates("budget").set_index("budget").sort_index()
+        cap = by_budget.index.min() * 2 ** (max_doublings - 1) if max_doublings else math.inf
         for b in by_budget.index:
             if 2 * b in by_budget.index:
                 low, high = by_budget.loc[b], by_budget.loc[2 * b]
@@ -179,15 +183,17 @@ def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> p
                              "P": low["P"], "budget": int(b), "loss": low["loss"], "loss_2x": high["loss"],
                              "drop": 1 - high["loss"] / low["loss"], "converged": converged(low["loss"], high["loss"],
                                                                                               rules),
-                             "run_id": low["run_id"], "run_id_2x": high["run_id"]})
+                             "run_id": low["run_id"], "run_id_2x": high["run_id"], "planned": bool(b <= cap)})
     return pd.DataFrame(rows)
 
 
-def minima(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+def minima(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None
+           ) -> pd.DataFrame:
     """One row per arm and seed: its minimum, read at the longer run of its first converged pair (the lower loss of
     the two, so a gap to it is never flattered). An arm with no converged pair is marked ``converged = False`` and
     read at its longest run."""
-    pairs = ladders(runs, curves, rules)
+    pairs = ladders(runs, curves, rules, max_doublings)
+    pairs = pairs[pairs["planned"]]
     ends = _phase_ends(runs, curves).set_index("run_id")
     rows = []
     for (model, fraction, seed), arm in pairs.groupby(["model", "fraction", "seed"]):
@@ -221,6 +227,8 @@ def convergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
     table["arm"] = table["fraction"].map(arm_text)
     table["drop_pct"] = 100 * table["drop"]
     table["verdict"] = table["converged"].map({True: "converged", False: "not converged"})
+    if "planned" in table:
+        table.loc[~table["planned"], "verdict"] += " (beyond the plan's cap: not used)"
     return table
 
 
@@ -462,12 +470,12 @@ def equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> pd.DataF
 
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
     """Everything the v2 pages and claims read from one dataset's runs."""
-    mins = minima(runs, curves, d.rules)
+    mins = minima(runs, curves, d.rules, d.max_doublings)
     close = closeness(mins, d.rules)
     equal = equal_compute(runs, d)
     costs = cost_to_target(runs, curves, mins, d)
-    return {"design": d, "runs": runs, "curves": curves, "pairs": ladders(runs, curves, d.rules), "minima": mins,
-            "close": close, "close_by_arm": closeness_by_arm(close, d.rules), "equal": equal,
+    return {"design": d, "runs": runs, "curves": curves, "pairs": ladders(runs, curves, d.rules, d.max_doublings),
+            "minima": mins, "close": close, "close_by_arm": closeness_by_arm(close, d.rules), "equal": equal,
             "equal_by_arm": equal_compute_by_arm(equal, d.rules), "points": compute_curves(runs, curves, d),
             "equal_steps": equal_steps(runs, curves, d), "costs": costs, "tenth": tenth_by_arm(costs, d.rules),
             "q_or_fraction": q_or_fraction(close)}
@@ -666,7 +674,8 @@ WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-s
 
 def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     """While the grid runs: every budget-doubling pair stored so far, per dataset (no training, no verdicts)."""
-    frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules).assign(dataset=dataset)
+    frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules,
+                      DESIGNS[dataset].max_doublings if dataset in DESIGNS else None).assign(dataset=dataset)
               for dataset, r in runs.groupby("dataset", sort=False)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -678,7 +687,7 @@ def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
         return "No conventional pair of study v2 is stored yet."
     parts = []
     for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
-        last = arm.sort_values("budget").groupby("seed").tail(1)
+        last = arm[arm["planned"]].sort_values("budget").groupby("seed").tail(1)
         low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
         parts.append(f"{titles.get(dataset, dataset)}, {model}: {int(arm.groupby('seed')['converged'].any().sum())} "
                      f"of {arm['seed'].nunique()} seeds converged so far; at the last doubling stored "

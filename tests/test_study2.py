@@ -140,3 +140,25 @@ def test_every_design_builds_a_valid_run_config():
     for name, d in study2.DESIGNS.items():
         assert d.run_config(d.model).lr_schedule == "cosine"
         assert study2.design(name) is d
+
+
+def test_pairs_beyond_the_plans_cap_are_shown_but_never_used():
+    """Three doublings from 4 epochs: pairs (4, 8), (8, 16), (16, 32). A stored 64-epoch run (the first grid's
+    ladder ran one pair too many) passes the rule against 32 but must not make the arm converged."""
+    losses = {4: 0.10, 8: 0.07, 16: 0.05, 32: 0.035, 64: 0.034}
+    runs, curves = frames(*(run(f"c{e}", "conventional", 0, loss, 0.98, epochs=e) for e, loss in losses.items()))
+    pairs = study2.ladders(runs, curves, max_doublings=3)
+    assert pairs["planned"].tolist() == [True, True, True, False]
+    assert pairs["converged"].tolist() == [False, False, False, True]
+    mins = study2.minima(runs, curves, max_doublings=3)
+    assert not mins.loc[0, "converged"]
+    assert mins.loc[0, "run_id"] == "c32"
+
+
+def test_the_ladder_trains_no_pair_beyond_the_cap(tmp_path, synthetic):
+    """The smoke design allows one doubling: conventional runs on 1 and 2 epochs, nothing longer."""
+    from subsetlib import results
+
+    d = study2.design("synthetic")
+    study2.run_width(synthetic, d, "cnn-simple-narrow", (), 0, str(tmp_path))
+    assert sorted(results.load(tmp_path)["epochs"]) == [1, 2]
