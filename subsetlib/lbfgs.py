@@ -104,6 +104,18 @@ class Fit:
     trajectory: list[tuple[int, float]] = field(default_factory=list)
 
 
+def stop_reason(closure: FullBatchLoss, tolerance_grad: float) -> str:
+    """Why an iteration left the parameters where they were. L-BFGS also stops moving when its line search finds no
+    decrease, which is a stall, not a minimum: only a gradient at or below ``tolerance_grad`` (largest component, as
+    torch's own test) counts as converged."""
+    if not closure.ended_here():
+        closure()  # the gradient where the parameters are (the next step would reuse this evaluation)
+    largest = max(float(g.abs().max()) for g in closure._grads) if closure._grads else math.nan
+    if largest <= tolerance_grad:
+        return f"converged (largest gradient component {largest:.1e} ≤ {tolerance_grad:.0e})"
+    return f"stalled (no decrease found; largest gradient component {largest:.1e})"
+
+
 def check_settings(history_size: int, max_line_search: int) -> None:
     if history_size <= 0 or max_line_search <= 0:
         raise UserError(f"history_size and max_line_search must be > 0 (got {history_size}, {max_line_search})")
@@ -117,7 +129,8 @@ def minimize(closure: FullBatchLoss, iterations: int, history_size: int = 20, ma
 
     After each iteration, ``objective()`` (if given) is logged in the trajectory, then ``after_step(seconds)`` (if
     given) is called with the seconds of device work the step took. Stops early when the loss is not finite or an
-    iteration leaves the parameters unchanged (L-BFGS met its tolerances or the line search found no decrease).
+    iteration leaves the parameters unchanged; ``stop_reason`` then tells a minimum (gradient below tolerance) from a
+    stall (the line search found no decrease).
     """
     check_settings(history_size, max_line_search)
     optimizer = torch.optim.LBFGS(closure.params, lr=1.0, max_iter=1, max_eval=1 + max_line_search,
@@ -143,7 +156,7 @@ def minimize(closure: FullBatchLoss, iterations: int, history_size: int = 20, ma
             result.stopped = "non-finite loss"
             break
         if torch.equal(flat(closure.params), before):
-            result.stopped = "converged (no parameter change)"
+            result.stopped = stop_reason(closure, tolerance_grad)
             break
     result.seconds = time.perf_counter() - tic
     result.evaluations, result.repeats = closure.evaluations - evaluations, closure.repeats - repeats

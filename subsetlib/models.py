@@ -113,13 +113,33 @@ def cnn_simple_narrow(in_shape: tuple[int, int, int], num_classes: int) -> nn.Mo
     return cnn_simple(in_shape, num_classes, width=6)
 
 
+def cifar_cpu_narrow(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """``cifar-cpu`` at width 16 (33,946 parameters on CIFAR-10: Q ≈ 15 on the full set, 3.7 at 1/4): study v2's
+    CIFAR model, narrow enough that a subset with Q ≥ 3 is a quarter of the set, not most of it."""
+    return cifar_cpu(in_shape, num_classes, width=16)
+
+
+def cifar_cpu_w8(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """``cifar-cpu`` at width 8 (11,218 parameters on CIFAR-10): the narrow end of study v2's CIFAR width sweep."""
+    return cifar_cpu(in_shape, num_classes, width=8)
+
+
+def cnn_simple_w3(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """``cnn-simple`` at width 3 (988 parameters on MNIST, 24× fewer than width 16): the narrow end of study v2's
+    width sweep, where P spans more than 16×."""
+    return cnn_simple(in_shape, num_classes, width=3)
+
+
 MODELS: dict[str, ModelSpec] = {
     "cnn-simple": ModelSpec(cnn_simple, "3 conv + 1 linear, ~24k params on MNIST (the paper's 'simple CNN' stand-in)"),
     "cnn-simple-narrow": ModelSpec(cnn_simple_narrow, "cnn-simple at width 6, ~3.6k params on MNIST"),
+    "cnn-simple-w3": ModelSpec(cnn_simple_w3, "cnn-simple at width 3, ~1k params on MNIST"),
     "vgg-small": ModelSpec(vgg_small, "VGG-style 6 conv + BN + linear, ~0.29M params"),
     "mnist-fast": ModelSpec(mnist_fast, "speed-run style MNIST CNN with BN, ~74k params"),
     "mnist-cpu": ModelSpec(mnist_cpu, "CPU speed-run MNIST CNN, 3 conv + BN with early pooling, ~29k params"),
     "cifar-cpu": ModelSpec(cifar_cpu, "CPU CIFAR CNN, 3 conv + BN (32, 64, 128 ch.) with pooling, ~114k params"),
+    "cifar-cpu-narrow": ModelSpec(cifar_cpu_narrow, "cifar-cpu at width 16, ~34k params on CIFAR-10"),
+    "cifar-cpu-w8": ModelSpec(cifar_cpu_w8, "cifar-cpu at width 8, ~11k params on CIFAR-10"),
     "resnet18-cifar": ModelSpec(resnet18_cifar, "ResNet-18 with a 3x3 stem for 32x32 inputs, ~11.2M params"),
 }
 

@@ -14,6 +14,7 @@ storing work as for every other arm.
 """
 
 import bisect
+import json
 
 import torch
 
@@ -54,11 +55,15 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
                 ctx.on_eval()
             seen = ledger.examples
 
+        def objective() -> float:  # the phase's loss after each iteration (an evaluation the next step reuses)
+            return float(closure.loss if closure.ended_here() else closure())
+
         fit = minimize(closure, ctx.phase.epochs, history_size, max_line_search, tolerance_grad, tolerance_change,
-                       after_step=after_step)
+                       objective=objective, after_step=after_step)
         prepare_model(model, ctx.cfg.precision, ctx.cfg.channels_last)
         return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
-                "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped}
+                "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped,
+                "lbfgs_losses": json.dumps([loss for _, loss in fit.trajectory])}
 
     return train
 

@@ -1,0 +1,206 @@
+"""Study v2's second-order track: where a subset can really save compute.
+
+Mini-batch Adam pays per step whatever the size of the training set; a full-batch method pays K examples per
+iteration, so a subset that stands in for the full set makes each iteration cheaper (our inference; the paper's cost
+accounting is unknown). Per seed, from the same initial weights: full-batch L-BFGS on the full set
+(``lbfgs-full``); full-batch L-BFGS on a subset, then on the full set (``lbfgs-subset-full``); and conventional Adam
+with the cosine schedule and the budget-doubling ladder of ``study2`` on the same set, for the same axes.
+
+The track's full set is a stratified part of MNIST (``mnist-12000-10000``) so that one full-batch evaluation costs
+seconds on a CPU core; results on it are named so and never read as full-MNIST results.
+
+An L-BFGS phase is converged when it stopped at a gradient below tolerance, or when its own second half lowered its
+loss by less than the rule allows (L-BFGS is deterministic, so the first half of a run of 2I iterations *is* the
+run of I iterations: budget doubling within one run).
+"""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from subsetlib.study2 import Design, arm_text
+from subsetlib.verdicts import RULES, Rules, converged
+
+
+@dataclass(frozen=True)
+class LbfgsDesign:
+    """The track's arms, fixed before its runs."""
+
+    dataset: str = "mnist"
+    train_size: int = 12_000
+    test_size: int = 10_000
+    model: str = "cnn-simple-w3"  # P = 988: Q = 121 on the 12,000 examples
+    seeds: tuple[int, ...] = (0, 1, 2)
+    fractions: tuple[float, ...] = (1 / 8, 1 / 32, 1 / 128, 1 / 512)  # Q = 15, 3.8, 0.95, 0.24
+    full_iterations: int = 400  # L-BFGS on the full set from the initial weights (checked at 200)
+    subset_iterations: int = 400  # L-BFGS on the subset (stops early at a minimum; checked at half)
+    finetune_iterations: int = 200  # then L-BFGS on the full set
+    adam_epochs: int = 8  # the Adam ladder starts here (study2's rule)
+    history_size: int = 20
+    eval_every: float = 5.0  # epoch-equivalents between evaluations (an L-BFGS iteration is one epoch-equivalent)
+    rules: Rules = RULES
+
+    @property
+    def name(self) -> str:
+        """The dataset name of the track's full set (``subsets.reduced`` names it so)."""
+        return f"{self.dataset}-{self.train_size}-{self.test_size}"
+
+    def adam(self) -> Design:
+        """The Adam arm as a study2 design without subset arms: its conventional ladder only."""
+        return Design(self.name, model=self.model, fractions=(), seeds=self.seeds, epochs=self.adam_epochs,
+                      eval_train_examples=self.train_size)
+
+    def run_config(self):
+        from dataclasses import replace
+
+        return replace(self.adam().run_config(self.model), eval_every=self.eval_every, channels_last=False)
+
+
+LBFGS_DESIGNS: dict[str, LbfgsDesign] = {
+    "mnist": LbfgsDesign(),
+    "synthetic": LbfgsDesign("synthetic", train_size=400, test_size=100, model="cnn-simple-narrow", seeds=(0,),
+                             fractions=(1 / 4,), full_iterations=8, subset_iterations=6, finetune_iterations=4,
+                             adam_epochs=1, eval_every=2.0),
+}
+
+
+def lbfgs_design(dataset: str) -> LbfgsDesign:
+    from subsetlib.errors import UserError
+
+    if dataset not in LBFGS_DESIGNS:
+        raise UserError(f"the L-BFGS track has no design for {dataset!r}: choose one of {', '.join(LBFGS_DESIGNS)}")
+    return LBFGS_DESIGNS[dataset]
+
+
+def load_data(d: LbfgsDesign, device: str = "auto"):
+    from subsetlib.subsets import load_reduced
+
+    return load_reduced(d.dataset, d.train_size, d.test_size, device=device)
+
+
+def run_track(ds, d: LbfgsDesign, results_dir: str) -> list[str]:
+    """Every arm of every seed, loaded or trained; returns the run ids."""
+    from subsetlib.protocols import Phase, run_phases
+    from subsetlib.second_order import lbfgs_trainer
+    from subsetlib.study2 import run_width
+
+    cfg, trainer = d.run_config(), lbfgs_trainer(d.history_size, chunk_size=d.train_size)
+    trainers = {"lbfgs": trainer, "lbfgs-full": trainer}
+    ids = []
+    for seed in d.seeds:
+        full = run_phases(ds, cfg, [Phase("lbfgs-full", 1.0, d.full_iterations)], seed, "lbfgs-full",
+                          {"lbfgs_iterations": d.full_iterations, "history_size": d.history_size}, results_dir,
+                          trainers)
+        ids.append(full.summary["run_id"])
+        for f in d.fractions:
+            phases = [Phase("lbfgs", f, d.subset_iterations), Phase("lbfgs-full", 1.0, d.finetune_iterations)]
+            params = {"fraction": f, "lbfgs_iterations": d.subset_iterations,
+                      "finetune_iterations": d.finetune_iterations, "history_size": d.history_size}
+            ids.append(run_phases(ds, cfg, phases, seed, "lbfgs-subset-full", params, results_dir,
+                                  trainers).summary["run_id"])
+        ids += run_width(ds, d.adam(), d.model, (), seed, results_dir)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Analysis
+
+
+def phase_convergence(runs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+    """One row per L-BFGS phase: iterations run, why it stopped, its loss at half and at all of its iterations, and
+    whether it converged by the track's rule."""
+    rows = []
+    for _, run in runs[runs["protocol"].str.startswith("lbfgs")].iterrows():
+        for name, info in json.loads(run["phases"]).items():
+            losses = json.loads(info.get("lbfgs_losses", "[]"))
+            if not losses:
+                continue
+            half, end = losses[max(0, len(losses) // 2 - 1)], losses[-1]
+            at_minimum = info["lbfgs_stopped"].startswith("converged")
+            rows.append({"run_id": run["run_id"], "protocol": run["protocol"], "seed": run["seed"],
+                         "fraction": run["subset_fraction"], "phase": name, "K": info["K"], "Q": info["Q"],
+                         "iterations": info["lbfgs_iterations_done"], "stopped": info["lbfgs_stopped"],
+                         "loss_half": half, "loss_end": end,
+                         "converged": at_minimum or converged(half, end, rules)})
+    return pd.DataFrame(rows)
+
+
+def track_points(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Tidy points for the figure: per arm, seed and evaluation, cumulative training FLOPs, full-set training loss
+    and test accuracy."""
+    meta = runs.set_index("run_id")
+    pts = curves[curves["run_id"].isin(runs["run_id"]) & (curves["examples"] > 0)].copy()
+    protocol, fraction = pts["run_id"].map(meta["protocol"]), pts["run_id"].map(meta["subset_fraction"])
+    epochs = pts["run_id"].map(meta["epochs"])
+    pts["arm"] = [("Adam, " + f"{int(e)} epochs" if p == "conventional" else
+                   "L-BFGS, full set" if p == "lbfgs-full" else f"L-BFGS, {arm_text(f)} then full set")
+                  for p, f, e in zip(protocol, fraction, epochs, strict=True)]
+    pts["protocol"], pts["fraction"] = protocol, fraction
+    return pts[["arm", "protocol", "fraction", "run_id", "seed", "phase", "flops", "train_loss", "test_acc"]]
+
+
+def track_costs(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+    """Per seed, arm and metric: FLOPs to reach the target set at a fixed gap from that seed's full-set L-BFGS
+    result (loss within 10 % above it; accuracy at most 0.3 points below), and the ratio to what full-set L-BFGS
+    itself paid to get there. Adam's runs are costed against the same target."""
+    rows = []
+    for seed, seed_runs in runs.groupby("seed"):
+        full = seed_runs[seed_runs["protocol"] == "lbfgs-full"]
+        if full.empty:
+            continue
+        ref = full.iloc[0]
+        for metric in ("train_loss", "test_acc"):
+            goal = (ref["final_train_loss"] * math.exp(rules.loss_margin) if metric == "train_loss"
+                    else ref["final_test_acc"] - rules.acc_margin)
+            costs = {}
+            for _, run in seed_runs.iterrows():
+                c = curves[(curves["run_id"] == run["run_id"]) & (curves["examples"] > 0)].sort_values("examples")
+                hit = c[c[metric] <= goal] if metric == "train_loss" else c[c[metric] >= goal]
+                costs[run["run_id"]] = float(hit["flops"].iloc[0]) if len(hit) else math.nan
+            for _, run in seed_runs.iterrows():
+                rows.append({"seed": seed, "metric": metric, "protocol": run["protocol"],
+                             "fraction": run["subset_fraction"], "epochs": run["epochs"], "run_id": run["run_id"],
+                             "target": goal, "cost": costs[run["run_id"]],
+                             "ratio": costs[run["run_id"]] / costs[ref["run_id"]]})
+    return pd.DataFrame(rows)
+
+
+def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and metric: seeds that reached the target and the geometric-mean cost ratio over those seeds (Adam:
+    its cheapest run per seed)."""
+    c = costs.copy()
+    c["arm"] = [("Adam (cheapest run of its ladder)" if p == "conventional" else "L-BFGS, full set"
+                 if p == "lbfgs-full" else f"L-BFGS, {arm_text(f)} then full set")
+                for p, f in zip(c["protocol"], c["fraction"], strict=True)]
+    best = c.groupby(["metric", "arm", "seed"], as_index=False)["ratio"].min()
+    rows = []
+    for (metric, arm), group in best.groupby(["metric", "arm"], sort=False):
+        ok = group["ratio"][np.isfinite(group["ratio"])]
+        rows.append({"metric": metric, "arm": arm, "seeds": len(group), "reached": len(ok),
+                     "ratio": float(np.exp(np.log(ok).mean())) if len(ok) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: LbfgsDesign) -> dict:
+    costs = track_costs(runs, curves, d.rules)
+    return {"design": d, "runs": runs, "curves": curves, "phases": phase_convergence(runs, d.rules),
+            "points": track_points(runs, curves), "costs": costs, "summary": cost_summary(costs)}
+
+
+def answer(a: dict) -> str:
+    """The track's answer in words, from the cost summary and the convergence table."""
+    d, summary, phases = a["design"], a["summary"], a["phases"]
+    loss = summary[(summary["metric"] == "train_loss") & summary["arm"].str.contains("then full set")]
+    full = phases[phases["protocol"] == "lbfgs-full"]
+    if loss.empty or not loss["reached"].any():
+        return (f"On {d.name}, no L-BFGS arm that started on a subset reached full-set L-BFGS's training loss "
+                "(within 10 %) in these runs.")
+    best = loss[loss["reached"] > 0].sort_values("ratio").iloc[0]
+    return (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged in "
+            f"{int(full['converged'].sum())} of {len(full)} seeds. Starting on a subset, the cheapest arm to reach "
+            f"its training loss (within 10 %) was **{best['arm']}**, at **{best['ratio']:.2f}×** its FLOPs "
+            f"(geometric mean over the {best['reached']} of {best['seeds']} seeds that reached it); the table gives "
+            "every arm, Adam included.")
