@@ -134,21 +134,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from subsetlib import bench
+    from subsetlib import bench_loader, bench_peak
     from subsetlib.train import check_precision, set_threads
 
     set_threads()
     check_precision(args.precision)
     if args.variants:
-        peak = bench.peak_probe(args.device)
+        peak = bench_peak.peak_probe(args.device)
         print(f"peak (matmul {peak['size']}): fp32 {peak['fp32'] / 1e9:,.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.1f}")
-        print(bench.format_variants(bench.loop_variants(args.dataset, args.model, args.batch_size, args.steps,
-                                                        device=args.device, root=args.data, peak=peak)))
+        print(bench_peak.format_variants(bench_peak.loop_variants(args.dataset, args.model, args.batch_size, args.steps,
+                                                                  device=args.device, root=args.data, peak=peak)))
         return 0
-    result = bench.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size, steps=args.steps,
-                                 device=args.device, augment=args.augment, workers=args.workers, root=args.data,
-                                 precision=args.precision, channels_last=args.channels_last)
-    print(bench.format_report(result))
+    result = bench_loader.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size,
+                                        steps=args.steps, device=args.device, augment=args.augment,
+                                        workers=args.workers, root=args.data,
+                                        precision=args.precision, channels_last=args.channels_last)
+    print(bench_loader.format_report(result))
     return 0
 
 

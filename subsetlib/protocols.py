@@ -26,7 +26,16 @@ from subsetlib.planner import subset_fraction
 from subsetlib.q import count_parameters, overdetermination_ratio
 from subsetlib.results import RunResult
 from subsetlib.subsets import membership_hash, subset_indices
-from subsetlib.train import FlopMeter, Ledger, check_precision, evaluate, make_optimizer, prepare_model, train_one_epoch
+from subsetlib.train import (
+    FlopMeter,
+    Ledger,
+    Numerics,
+    check_precision,
+    evaluate,
+    make_optimizer,
+    resolve_numerics,
+    train_one_epoch,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class PhaseContext:
     generator: torch.Generator
     ledger: Ledger
     flops: FlopMeter
+    numerics: Numerics  # the run's dtype, autocast and memory format, resolved once from cfg
     eval_at: list[int]  # sorted ledger example counts at which to evaluate
     on_eval: Callable[[], None]
 
@@ -112,8 +122,7 @@ def epoch_trainer(ctx: PhaseContext) -> dict:
     cfg = ctx.cfg
     for _ in range(ctx.phase.epochs):
         train_one_epoch(ctx.model, ctx.optimizer, ctx.data, ctx.indices, cfg.batch_size, ctx.generator, ctx.ledger,
-                        ctx.flops, augment_data=cfg.augment, precision=cfg.precision,
-                        channels_last=cfg.channels_last, eval_at=ctx.eval_at, on_eval=ctx.on_eval)
+                        ctx.flops, ctx.numerics, augment_data=cfg.augment, eval_at=ctx.eval_at, on_eval=ctx.on_eval)
     return {}
 
 
@@ -155,9 +164,9 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
 
 def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                   params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
+    how = resolve_numerics(cfg.precision, cfg.channels_last, data.device)
     torch.manual_seed(seed)
-    model = prepare_model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device),
-                          cfg.precision, cfg.channels_last)
+    model = how.model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device))
     p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
     generator = torch.Generator(device=data.device).manual_seed(seed)
@@ -180,20 +189,19 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
         return indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))[:cap]]
 
     train_probe = sample(torch.arange(n))
-    how = {"precision": cfg.precision, "channels_last": cfg.channels_last}
 
     def record(phase: Phase, phase_start: Ledger, indices: torch.Tensor) -> None:
         if result.curve and result.curve[-1]["examples"] == total.examples:
             return  # already evaluated at this point (a phase ended on an evaluation step)
         tic = time.perf_counter()
-        test_loss, test_acc = evaluate(model, data, "test", **how)
+        test_loss, test_acc = evaluate(model, data, how, "test")
         row = {"run_id": rid, "protocol": protocol, "seed": seed, "phase": phase.name,
                "phase_fraction": phase.fraction, "phase_epoch": (total.examples - phase_start.examples) / len(indices),
                "test_loss": test_loss, "test_acc": test_acc}
         if cfg.eval_train:
-            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", train_probe, **how)
+            row["train_loss"], row["train_acc"] = evaluate(model, data, how, "train", train_probe)
         if phase.fraction < 1:
-            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", sample(indices), **how)
+            row["subset_loss"], row["subset_acc"] = evaluate(model, data, how, "train", sample(indices))
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
@@ -212,7 +220,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
         k = len(indices)
         trainer = trainers.get(phase.name, epoch_trainer)
         at = eval_points(total.examples, k * phase.epochs, every, cfg.eval_dense)
-        extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, at,
+        extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, how, at,
                                      lambda: record(phase, phase_start, indices)))  # noqa: B023 (runs in this loop)
         extras.update(extra)
         record(phase, phase_start, indices)

@@ -23,7 +23,6 @@ from subsetlib.lbfgs import FullBatchLoss, check_settings, minimize
 from subsetlib.planner import subset_fraction
 from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, run_phases
 from subsetlib.results import RunResult
-from subsetlib.train import inputs, prepare_model
 
 
 def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size: int = 4096,
@@ -42,7 +41,8 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
         model.to(memory_format=torch.contiguous_format)  # torch's L-BFGS flattens gradients with view(-1)
         idx = ctx.indices.to(data.device)
         # no bf16 autocast here: a line search compares losses to rounding error (fp64 stays fp64)
-        x, y = inputs(data.x_train[idx], data, ctx.cfg.precision, channels_last=False), data.y_train[idx]
+        x = ctx.numerics.inputs(data.x_train[idx], data).contiguous()
+        y = data.y_train[idx]
         closure = FullBatchLoss(model, x, y, ledger, ctx.flops, chunk_size)
         seen = ledger.examples
 
@@ -56,7 +56,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
 
         fit = minimize(closure, ctx.phase.epochs, history_size, max_line_search, tolerance_grad, tolerance_change,
                        after_step=after_step)
-        prepare_model(model, ctx.cfg.precision, ctx.cfg.channels_last)
+        ctx.numerics.model(model)
         return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
                 "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped}
 
