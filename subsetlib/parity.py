@@ -49,12 +49,15 @@ def parity_table(runs: pd.DataFrame, reference: str = "fp32", candidate: str = "
     return pd.DataFrame(rows)
 
 
+def holds(table: pd.DataFrame) -> bool:
+    """Whether a stored parity table says parity holds on every measure."""
+    if "holds" not in table:  # stored before this column: the same verdict as "yes" / "no"
+        return bool((table["within seed noise"] == "yes").all())
+    return bool(table["holds"].all())
+
+
 def default_precision(parity_tables: list[pd.DataFrame], speedup: float) -> str:
     """The rule for the CPU default: bf16 only if it holds parity with fp32 on every measure of every stored parity
     table (at least one) and its whole loop is faster (``speedup`` > 1, bf16 over fp32 at the default batch size);
     else fp32."""
-    def held(table: pd.DataFrame) -> bool:  # tables stored before the boolean column said it as "yes" / "no"
-        return bool(table["holds"].all() if "holds" in table else (table["within seed noise"] == "yes").all())
-
-    holds = bool(parity_tables) and all(held(t) for t in parity_tables)
-    return "bf16" if holds and speedup > 1 else "fp32"
+    return "bf16" if parity_tables and all(holds(t) for t in parity_tables) and speedup > 1 else "fp32"

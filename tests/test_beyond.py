@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, subsets
+from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, study, subsets
 from subsetlib import second_order as so
 from subsetlib import teacher as T
 from subsetlib.errors import UserError
@@ -93,7 +93,7 @@ def test_lbfgs_subset_pretraining_run_works_with_results_and_accounting(small, t
     results.save(conventional, small, tmp_path)
     runs, curves = results.load(tmp_path), results.load(tmp_path, "curves")
     assert set(runs["protocol"]) == {"lbfgs-subset", "conventional"}
-    table = accounting.time_to_target(runs, curves, acc_gap=0.5)
+    table = study.analyse(runs, curves)["costs"]
     assert table[table["protocol"] == "conventional"]["reached"].all()
     budgets = accounting.fixed_budgets(runs)
     assert len(budgets) == 2 and budgets["budget_epoch_equivalents"].gt(0).all()
