@@ -77,7 +77,7 @@ class Variant:
 
 VARIANTS = (Variant("fp32", False), Variant("fp32", True), Variant("bf16", False), Variant("bf16", True),
             Variant("fp32", True, True))
-"""The issue's table: fp32 NCHW, channels-last, bf16 NCHW, bf16 channels-last, and torch.compile (fp32, NHWC)."""
+"""The variants the speed page compares: fp32 and bf16, each NCHW and channels-last, and torch.compile (fp32, NHWC)."""
 
 
 def _variant_runs(data: Dataset, model: str, batch_size: int, variant: Variant, seed: int, eval_batch: int

@@ -50,7 +50,7 @@ class RunConfig:
     augment: bool = False
     precision: str = "fp32"  # fp32 | bf16 (autocast, on the CPU too) | fp64: a scientific parameter, see the speed page
     channels_last: bool = True  # NHWC memory format for 4-D inputs: same arithmetic, faster convolutions
-    eval_every: float = 0.5  # epoch-equivalents (full training set) between evaluations, the same for every arm
+    eval_every: float = 1.0  # epoch-equivalents (full training set) between evaluations, the same for every arm
     eval_dense: int = 0  # also evaluate at 1/2, 1/4, … 1/2^eval_dense of each phase: dense just after every switch
     eval_train: bool = True  # also evaluate loss on the training set: the paper judges by its minimum
     eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
@@ -88,9 +88,11 @@ class Phase:
     uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
 
 
-def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
-    """A stable id from everything that defines the run, so reruns replace rather than duplicate."""
-    key = json.dumps({"protocol": protocol, "cfg": asdict(cfg), "seed": seed, **params}, sort_keys=True, default=str)
+def run_id(protocol: str, cfg: RunConfig, seed: int, **arm_settings) -> str:
+    """A stable id from everything that defines the run, so reruns replace rather than duplicate: the config, the seed
+    and the arm's settings (a protocol's own parameters, e.g. its fraction and epochs; not a notebook's ``params``)."""
+    key = json.dumps({"protocol": protocol, "cfg": asdict(cfg), "seed": seed, **arm_settings}, sort_keys=True,
+                     default=str)
     return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -135,7 +137,7 @@ def eval_points(start: int, length: int, every: int, dense: int) -> list[int]:
 
 
 def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-               params: dict | None = None, results_dir: str | None = None,
+               arm_settings: dict | None = None, results_dir: str | None = None,
                trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
     """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
 
@@ -149,21 +151,20 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
     for phase in phases:
         check_fraction(phase.fraction)
-        if not isinstance(phase.epochs, int) or phase.epochs <= 0:
-            raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
+        check_whole_number(phase.epochs, f"epochs of phase {phase.name!r}")
     seed = check_seed(seed)
-    rid = run_id(protocol, cfg, seed, **dict(params or {}))
+    rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
         return results.load_run(results_dir, rid)
     run_started = datetime.now(UTC)
-    result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid, dict(trainers or {}))
+    result = _train_phases(data, cfg, phases, seed, protocol, dict(arm_settings or {}), rid, dict(trainers or {}))
     if results_dir is not None:
         results.save(result, data, results_dir, run_started)
     return result
 
 
 def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-                  params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
+                  arm_settings: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
     how = resolve_numerics(cfg.precision, cfg.channels_last, data.device)
     torch.manual_seed(seed)
     model = how.model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device))
@@ -234,7 +235,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
     first = phases[0]
     curve = result.curve
     result.summary = {
-        "run_id": rid, "protocol": protocol, "seed": seed, **asdict(cfg), **params, "P": p, "M": m, "K_full": n,
+        "run_id": rid, "protocol": protocol, "seed": seed, **asdict(cfg), **arm_settings, "P": p, "M": m, "K_full": n,
         "subset_fraction": first.fraction, "subset_K": phase_info[first.name]["K"],
         "subset_Q": phase_info[first.name]["Q"], "subset_membership": phase_info[first.name]["membership"],
         "final_test_acc": curve[-1]["test_acc"], "final_test_loss": curve[-1]["test_loss"],
@@ -271,8 +272,9 @@ def subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: 
     the full set."""
     f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("subset", check_fraction(f), subset_epochs), Phase("finetune", 1.0, finetune_epochs)]
-    params = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs, "finetune_epochs": finetune_epochs}
-    return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
+    arm_settings = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs,
+                    "finetune_epochs": finetune_epochs}
+    return run_phases(data, cfg, phases, seed, "subset", arm_settings, results_dir)
 
 
 MAX_STAGES = 64  # a growth barely above 1 would otherwise build millions of stages
@@ -303,9 +305,9 @@ def growing(data: Dataset, cfg: RunConfig, seed: int, start_fraction: float, sta
     """Growing subsets f → growth·f → … → 1. With ``uniform=True`` (default) the subsets are drawn uniformly at random:
     the random-curriculum baseline of Wu et al. (ICLR 2021)."""
     phases = growing_phases(start_fraction, growth, stage_epochs, uniform)
-    params = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
+    arm_settings = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
         [ph.epochs for ph in phases]), "uniform": uniform}
-    return run_phases(data, cfg, phases, seed, "growing", params, results_dir)
+    return run_phases(data, cfg, phases, seed, "growing", arm_settings, results_dir)
 
 
 def switch_point_sweep(data: Dataset, cfg: RunConfig, seed: int, fraction: float,

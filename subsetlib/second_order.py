@@ -78,7 +78,7 @@ def lbfgs_subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, lbfgs_ite
         raise UserError(f"lbfgs_iterations must be a positive whole number (got {lbfgs_iterations!r})")
     f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations), Phase("finetune", 1.0, finetune_epochs)]
-    params = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
+    arm_settings = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
               "finetune_epochs": finetune_epochs, "history_size": history_size, "chunk_size": chunk_size}
-    return run_phases(data, cfg, phases, seed, "lbfgs-subset", params, results_dir,
+    return run_phases(data, cfg, phases, seed, "lbfgs-subset", arm_settings, results_dir,
                       {"lbfgs": lbfgs_trainer(history_size, chunk_size=chunk_size)})

@@ -153,7 +153,7 @@ def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, ma
     if max_iterations <= 0:
         raise UserError(f"max_iterations must be > 0 (got {max_iterations})")
     per_eval = FlopMeter(model, (task.inputs,), task.outputs)(len(y))
-    params = list(model.parameters())
+    weights = list(model.parameters())
     if task.loss == "mse":
         def loss_sum(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return ((out - target) ** 2).sum()
@@ -162,7 +162,7 @@ def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, ma
             return F.cross_entropy(out, target, reduction="sum")
 
     def penalty() -> torch.Tensor:
-        return 0.5 * weight_decay * sum((p ** 2).sum() for p in params)
+        return 0.5 * weight_decay * sum((p ** 2).sum() for p in weights)
 
     closure = FullBatchLoss(model, x, y, Ledger(), lambda k: per_eval, len(y) or 1, loss_sum,
                             penalty if weight_decay else None)
