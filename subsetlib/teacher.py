@@ -224,7 +224,7 @@ def aligned_distance(student: nn.Module, teacher: nn.Module) -> float:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class MinimumStudyConfig:
     """Everything shared by the runs of one subset-minimum study (it keys their run ids)."""
 
     task: str  # the task's name (teacher-… or a tabular set)
@@ -252,12 +252,12 @@ def first_reaching(trajectory: Sequence[tuple[int, float]], target: float, offse
     return math.nan
 
 
-def study_run_id(cfg: StudyConfig, seed: int, target_q: float | None) -> str:
+def study_run_id(cfg: MinimumStudyConfig, seed: int, target_q: float | None) -> str:
     return run_id("teacher-student" if cfg.task.startswith("teacher") else "tabular-subset", cfg, seed,
                   target_q=target_q)
 
 
-def subset_minimum_study(task: TensorTask, cfg: StudyConfig, seed: int, target_qs: Sequence[float],
+def subset_minimum_study(task: TensorTask, cfg: MinimumStudyConfig, seed: int, target_qs: Sequence[float],
                          results_dir: str | None = None) -> list[RunResult]:
     """For one seed: fit the full set from the seed's initialisation (the full-set minimum θ*), then, from the same
     initialisation, each subset of target Q to its own minimum θ_Q; measure the full-set loss at θ_Q, ‖θ_Q − θ*‖,

@@ -153,7 +153,7 @@ def test_aligned_distance_sees_through_permutation_and_sign():
 
 def test_subset_minimum_study_low_q_interpolates_high_q_finds_the_full_minimum():
     task = T.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=200, seed=0)
-    cfg = T.StudyConfig(task.name, task.root, max_iterations=800, continue_iterations=800)
+    cfg = T.MinimumStudyConfig(task.name, task.root, max_iterations=800, continue_iterations=800)
     runs = {r.summary["target_q"]: r.summary for r in T.subset_minimum_study(task, cfg, 0, [0.5, 8])}
     low, high, full = runs[0.5], runs[8], runs[None]
     assert low["Q"] == pytest.approx(low["K"] * low["M"] / low["P"]) and low["Q"] >= 0.5
