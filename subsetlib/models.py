@@ -113,9 +113,16 @@ def cnn_simple_narrow(in_shape: tuple[int, int, int], num_classes: int) -> nn.Mo
     return cnn_simple(in_shape, num_classes, width=6)
 
 
+def cnn_simple_w3(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """``cnn-simple`` at width 3 (988 parameters on MNIST, 24× fewer than width 16): the narrow end of study v2's
+    width sweep, where P spans more than 16×."""
+    return cnn_simple(in_shape, num_classes, width=3)
+
+
 MODELS: dict[str, ModelSpec] = {
     "cnn-simple": ModelSpec(cnn_simple, "3 conv + 1 linear, ~24k params on MNIST (the paper's 'simple CNN' stand-in)"),
     "cnn-simple-narrow": ModelSpec(cnn_simple_narrow, "cnn-simple at width 6, ~3.6k params on MNIST"),
+    "cnn-simple-w3": ModelSpec(cnn_simple_w3, "cnn-simple at width 3, ~1k params on MNIST"),
     "vgg-small": ModelSpec(vgg_small, "VGG-style 6 conv + BN + linear, ~0.29M params"),
     "mnist-fast": ModelSpec(mnist_fast, "speed-run style MNIST CNN with BN, ~74k params"),
     "mnist-cpu": ModelSpec(mnist_cpu, "CPU speed-run MNIST CNN, 3 conv + BN with early pooling, ~29k params"),

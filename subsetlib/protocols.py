@@ -31,7 +31,9 @@ from subsetlib.train import (
     Ledger,
     Numerics,
     check_precision,
+    check_schedule,
     evaluate,
+    lr_scheduler,
     make_optimizer,
     resolve_numerics,
     train_one_epoch,
@@ -56,12 +58,14 @@ class RunConfig:
     eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
     stratified: bool = True  # class-balanced subsets (the paper does not say how it drew them)
     reset_optimizer: bool = True  # fresh optimizer state when the training set changes
+    lr_schedule: str = "constant"  # constant (the paper's Adam) | cosine: lr → 0 over each phase (ends at a minimum)
 
     def __post_init__(self):
         check_whole_number(self.batch_size, "batch_size")
         if not self.eval_every > 0:  # also NaN
             raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
         check_precision(self.precision)
+        check_schedule(self.lr_schedule)
         if not isinstance(self.eval_dense, int) or not 0 <= self.eval_dense <= 20:
             raise UserError(f"eval_dense must be a whole number from 0 to 20 (got {self.eval_dense!r})")
         if self.eval_train_examples is not None and self.eval_train_examples <= 0:
@@ -88,10 +92,16 @@ class Phase:
     uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
 
 
+ID_NEUTRAL = {"lr_schedule": "constant"}
+"""RunConfig fields added after runs were stored, with the value those runs used: at that value a field stays out
+of the run id, so every stored id stays valid."""
+
+
 def run_id(protocol: str, cfg: RunConfig, seed: int, **arm_settings) -> str:
     """A stable id from everything that defines the run, so reruns replace rather than duplicate: the config, the seed
     and the arm's settings (a protocol's own parameters, e.g. its fraction and epochs; not a notebook's ``params``)."""
-    key = json.dumps({"protocol": protocol, "cfg": asdict(cfg), "seed": seed, **arm_settings}, sort_keys=True,
+    config = {k: v for k, v in asdict(cfg).items() if k not in ID_NEUTRAL or v != ID_NEUTRAL[k]}
+    key = json.dumps({"protocol": protocol, "cfg": config, "seed": seed, **arm_settings}, sort_keys=True,
                      default=str)
     return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -120,11 +130,14 @@ PhaseTrainer = Callable[[PhaseContext], dict]
 
 
 def epoch_trainer(ctx: PhaseContext) -> dict:
-    """The default phase trainer: ``phase.epochs`` mini-batch epochs with the run's optimizer."""
+    """The default phase trainer: ``phase.epochs`` mini-batch epochs with the run's optimizer and lr schedule."""
     cfg = ctx.cfg
+    steps = ctx.phase.epochs * math.ceil(len(ctx.indices) / cfg.batch_size)
+    scheduler = lr_scheduler(ctx.optimizer, cfg.lr_schedule, steps)
     for _ in range(ctx.phase.epochs):
         train_one_epoch(ctx.model, ctx.optimizer, ctx.data, ctx.indices, cfg.batch_size, ctx.generator, ctx.ledger,
-                        ctx.flops, ctx.numerics, augment_data=cfg.augment, eval_at=ctx.eval_at, on_eval=ctx.on_eval)
+                        ctx.flops, ctx.numerics, augment_data=cfg.augment, eval_at=ctx.eval_at, on_eval=ctx.on_eval,
+                        scheduler=scheduler)
     return {}
 
 
@@ -275,6 +288,16 @@ def subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: 
     arm_settings = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs,
                     "finetune_epochs": finetune_epochs}
     return run_phases(data, cfg, phases, seed, "subset", arm_settings, results_dir)
+
+
+def subset_phase(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: int, fraction: float,
+                 results_dir: str | None = None) -> RunResult:
+    """The subset phase alone, no fine-tuning: where training on a subset leaves the model (study v2's subset
+    minima, and the budget-doubling check of a subset arm's phase). Same seed, same subset and same initial weights
+    as ``subset_pretraining``'s subset phase."""
+    f = check_fraction(fraction)
+    return run_phases(data, cfg, [Phase("subset", f, subset_epochs)], seed, "subset-phase",
+                      {"fraction": f, "subset_epochs": subset_epochs}, results_dir)
 
 
 MAX_STAGES = 64  # a growth barely above 1 would otherwise build millions of stages

@@ -8,6 +8,7 @@ time (CUDA events on a GPU, perf_counter on a CPU). Evaluation time is kept apar
 import bisect
 import contextlib
 import copy
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -102,6 +103,25 @@ def make_optimizer(model: nn.Module, name: str = "adam", lr: float = 1e-3) -> to
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def check_schedule(name: str) -> str:
+    if name not in SCHEDULES:
+        raise UserError(f"unknown lr schedule {name!r}: choose one of {', '.join(SCHEDULES)}")
+    return name
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, name: str, steps: int
+                 ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per phase: none for ``constant``; for ``cosine`` the lr falls from its value to 0 over the phase's ``steps``
+    (an annealed phase ends at a minimum of its loss, not wherever a constant lr's noise leaves it)."""
+    if check_schedule(name) == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+
 PRECISIONS = ("fp32", "bf16", "fp64")
 """fp32: plain single precision. bf16: bfloat16 autocast (fp32 master weights and optimizer state) on the CPU as on a
 GPU. fp64: double precision throughout, which the paper's authors compared with single precision in earlier work."""
@@ -117,7 +137,7 @@ def check_precision(precision: str) -> str:
 class Numerics:
     """How a run does its arithmetic, resolved once at the top (as nanoGPT builds its dtype and autocast context):
     the dtype of parameters and inputs, the autocast context of forward passes and the memory format of the model and
-    its 4-D inputs. Made by ``numerics`` from RunConfig's ``precision`` and ``channels_last``, the run's recorded
+    its 4-D inputs. Made by ``resolve_numerics`` from RunConfig's ``precision`` and ``channels_last``, the run's recorded
     fields; nothing below reads those strings again."""
 
     precision: str
@@ -164,6 +184,7 @@ def train_one_epoch(
     augment_data: bool = False,
     eval_at: Sequence[int] = (),
     on_eval: Callable[[], None] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> None:
     """One pass over ``indices`` of the training set in random order, the last batch possibly smaller.
 
@@ -186,6 +207,8 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         before = ledger.examples
         ledger.examples += len(batch)
         ledger.steps += 1

@@ -1,0 +1,142 @@
+"""Study v2's analysis on hand-made runs: the rule decides "converged", only converged phases get "close" or
+"equal", "refuted" needs a long enough fine-tuning phase, and Q-or-fraction is judged on every metric."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from subsetlib import study2
+
+D = study2.Design("mnist", seeds=(0, 1, 2), epochs=4)
+
+
+def run(rid, protocol, seed, loss, acc, *, fraction=1.0, epochs=math.nan, subset_epochs=math.nan, subset_loss=None,
+        model="cnn-simple", q=25.0, p=23946, flops=1e12, phases=None):
+    """One run with a one- or two-phase curve: the first phase ends at (loss, acc) and, for a subset run, the
+    subset loss ``subset_loss``."""
+    summary = {"run_id": rid, "protocol": protocol, "model": model, "seed": seed, "subset_fraction": fraction,
+               "subset_Q": q, "P": p, "epochs": epochs, "subset_epochs": subset_epochs, "finetune_epochs": math.nan,
+               "final_train_loss": loss, "final_test_acc": acc, "total_flops": flops, "epoch_equivalents": 1.0,
+               "phases": json.dumps(phases or {})}
+    phase = "full" if fraction >= 1 else "subset"
+    curve = [{"run_id": rid, "phase": phase, "examples": 0, "train_loss": 2.3, "test_acc": 0.1,
+              "subset_loss": 2.3, "flops": 0.0},
+             {"run_id": rid, "phase": phase, "examples": 100, "train_loss": loss, "test_acc": acc,
+              "subset_loss": subset_loss if subset_loss is not None else math.nan, "flops": flops}]
+    return summary, curve
+
+
+def frames(*made):
+    return pd.DataFrame([s for s, _ in made]), pd.DataFrame([row for _, c in made for row in c])
+
+
+def test_the_minimum_is_read_at_the_first_converged_pair():
+    runs, curves = frames(
+        run("c4", "conventional", 0, 0.050, 0.980, epochs=4),
+        run("c8", "conventional", 0, 0.030, 0.985, epochs=8),  # 40 % lower: 4 not converged
+        run("c16", "conventional", 0, 0.028, 0.986, epochs=16),  # 6.7 % lower: 8 converged
+        run("c32", "conventional", 0, 0.020, 0.987, epochs=32))
+    pairs = study2.ladders(runs, curves)
+    assert pairs["converged"].tolist() == [False, True, False]
+    mins = study2.minima(runs, curves)
+    assert mins.loc[0, "converged"]
+    assert mins.loc[0, "run_id"] == "c16"  # the longer run of the first converged pair
+    assert mins.loc[0, "train_loss"] == pytest.approx(0.028)
+
+
+def test_a_phase_that_never_passes_is_not_converged():
+    runs, curves = frames(run("c4", "conventional", 0, 0.050, 0.98, epochs=4),
+                          run("c8", "conventional", 0, 0.030, 0.985, epochs=8))
+    mins = study2.minima(runs, curves)
+    assert not mins.loc[0, "converged"]
+    assert mins.loc[0, "run_id"] == "c8"
+
+
+def test_subset_phases_are_judged_on_their_own_loss():
+    """A memorised subset: its own loss halves (0.0008 → 0.0004) but by less than 0.001 nats: converged."""
+    runs, curves = frames(
+        run("s10", "subset", 0, 0.40, 0.90, fraction=1 / 512, subset_epochs=10, subset_loss=0.0008, q=0.05),
+        run("s20", "subset-phase", 0, 0.41, 0.90, fraction=1 / 512, subset_epochs=20, subset_loss=0.0004, q=0.05))
+    pairs = study2.ladders(runs, curves)
+    assert pairs["converged"].tolist() == [True]
+    assert pairs.loc[0, "loss"] == pytest.approx(0.0008)
+
+
+def closeness_case(converged_conventional: bool):
+    """Three seeds: conventional minimum 0.020 / 98.5 %, a subset arm at 0.021 / 98.45 % (within both margins)."""
+    made = []
+    for seed in range(3):
+        made += [run(f"c4-{seed}", "conventional", seed, 0.0205 if converged_conventional else 0.050, 0.985, epochs=4),
+                 run(f"c8-{seed}", "conventional", seed, 0.020 + 0.0001 * seed, 0.985, epochs=8),
+                 run(f"s-{seed}", "subset", seed, 0.019, 0.98, fraction=0.25, subset_epochs=8, subset_loss=0.01,
+                     q=6.3),
+                 run(f"s2-{seed}", "subset-phase", seed, 0.021 + 0.0001 * seed, 0.9845, fraction=0.25,
+                     subset_epochs=16, subset_loss=0.0095, q=6.3)]
+    return frames(*made)
+
+
+def test_a_close_subset_minimum_is_equal_on_both_metrics():
+    runs, curves = closeness_case(converged_conventional=True)
+    arm = study2.closeness_by_arm(study2.closeness(study2.minima(runs, curves))).iloc[0]
+    assert (arm["loss_verdict"], arm["acc_verdict"]) == ("equal", "equal")
+    assert arm["excess_nats"] == pytest.approx(0.001)
+
+
+def test_no_close_verdict_without_a_converged_reference():
+    runs, curves = closeness_case(converged_conventional=False)
+    arm = study2.closeness_by_arm(study2.closeness(study2.minima(runs, curves))).iloc[0]
+    assert arm["usable"] == 0
+    assert (arm["loss_verdict"], arm["acc_verdict"]) == ("not converged", "not converged")
+
+
+def costs(ratio: float, finetune_flops: float, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"metric": "test_acc", "seed": range(n), "fraction": 0.25, "Q": 6.3,
+                         "cost": [ratio * 1e12 * (1 + 0.01 * s) for s in range(n)], "conventional_cost": 1e12,
+                         "ratio": [ratio * (1 + 0.01 * s) for s in range(n)], "finetune_flops": finetune_flops})
+
+
+def test_a_tenth_is_refuted_only_with_a_long_enough_fine_tuning():
+    assert study2.tenth_by_arm(costs(0.8, finetune_flops=2e12)).loc[0, "verdict"] == "refuted"
+    # the first study's case: the arm's fine-tuning was shorter than conventional training needs to reach the target
+    assert study2.tenth_by_arm(costs(0.8, finetune_flops=0.5e12)).loc[0, "verdict"] == "not testable at this budget"
+    assert study2.tenth_by_arm(costs(0.05, finetune_flops=0.5e12)).loc[0, "verdict"] == "reproduced"
+    assert study2.tenth_by_arm(costs(0.05, finetune_flops=0.5e12, n=2)).loc[0, "verdict"] == "inconclusive at 2 seeds"
+
+
+def q_case(by: str) -> pd.DataFrame:
+    """Two widths whose loss ratio depends on Q (``by="Q"``) or on the fraction alone, and whose accuracy gap
+    depends on the other: one metric must not decide for all."""
+    rows = []
+    for model, p in (("wide", 24000), ("narrow", 3000)):
+        for f in (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64):
+            q = 600000 * f / p
+            x = q if by == "Q" else f * 100
+            rows.append({"model": model, "fraction": f, "Q": q, "seed": 0, "both_converged": True,
+                         "loss_ratio": 1 + 1 / x, "train_loss": 0.02 * (1 + 1 / x),
+                         "acc_gap": -0.01 / (f * 100 if by == "Q" else q)})
+    return pd.DataFrame(rows)
+
+
+def test_q_or_fraction_is_judged_per_metric():
+    verdicts = study2.q_or_fraction(q_case("Q")).set_index("metric")["verdict"]
+    assert verdicts["log of the loss ratio"] == "Q governs"
+    assert verdicts["test-accuracy gap"] == "the fraction governs"
+    flipped = study2.q_or_fraction(q_case("fraction")).set_index("metric")["verdict"]
+    assert flipped["log of the loss ratio"] == "the fraction governs"
+    assert flipped["test-accuracy gap"] == "Q governs"
+
+
+def test_subset_phases_get_epochs_or_steps_whichever_is_more():
+    assert study2.subset_epochs(D, 30000) == 4  # 4 epochs of 235 steps > 500 steps
+    assert study2.subset_epochs(D, 1875) == math.ceil(500 / 15)  # 15 steps an epoch: 34 epochs ≥ 500 steps
+    assert study2.finetune_epochs(D, 34, 1875, 60000) == 3  # 34 × 1875 / 60000 ≈ 1.06 epochs spent already
+    assert np.isclose(study2.finetune_epochs(D, 4, 30000, 60000), 2)
+
+
+def test_every_design_builds_a_valid_run_config():
+    for name, d in study2.DESIGNS.items():
+        assert d.run_config(d.model).lr_schedule == "cosine"
+        assert study2.design(name) is d
