@@ -137,8 +137,8 @@ def check_precision(precision: str) -> str:
 class Numerics:
     """How a run does its arithmetic, resolved once at the top (as nanoGPT builds its dtype and autocast context):
     the dtype of parameters and inputs, the autocast context of forward passes and the memory format of the model and
-    its 4-D inputs. Made by ``resolve_numerics`` from RunConfig's ``precision`` and ``channels_last``, the run's recorded
-    fields; nothing below reads those strings again."""
+    its 4-D inputs. Made by ``resolve_numerics`` from RunConfig's ``precision`` and ``channels_last``, the run's
+    recorded fields; nothing below reads those strings again."""
 
     precision: str
     dtype: torch.dtype  # float64 for fp64, else float32 (bf16 autocast keeps fp32 weights)
