@@ -87,14 +87,16 @@ def _check_model(name: object) -> None:
 
 def _registry_checks() -> dict[str, object]:
     from subsetlib.registry import dataset_spec
+    from subsetlib.studies import study_config
 
-    return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction}
+    return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction,
+            "study": study_config}
 
 
 # parameters whose values name a registry entry or must pass a shared check; a list parameter is checked per item
-CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "model_names": "model", "seed": "seed",
+CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model", "seed": "seed",
            "seeds": "seed", "speedrun_seeds": "seed", "fraction": "fraction", "fractions": "fraction",
-           "start_fraction": "fraction", "growing_start": "fraction"}
+           "start_fraction": "fraction", "study_name": "study"}
 
 
 def check_parameter(name: str, value: object, default: object) -> None:
