@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from subsetlib.accounting import main_target
+from subsetlib.present import dataset_title
+from subsetlib.studies import StudyConfig
 from subsetlib.study import PLAN, Plan
 
 REPRODUCED, PARTLY, REFUTED, NOT_TESTABLE, NOT_RUN = (
@@ -106,7 +109,7 @@ def tenth_time_to_target(costs: pd.DataFrame, plan: Plan = PLAN) -> Verdict:
     best arm (reached in every seed) has a mean examples ratio ≤ 0.1 → reproduced. Otherwise, if even the cheapest
     arm's subset phase alone cost more than a tenth of the conventional cost, the design could not show a tenth →
     not testable at this budget; else refuted."""
-    label = costs.loc[costs["main"] & (costs["metric"] == "test_acc"), "label"].iloc[0]
+    label = main_target(costs)["label"].iloc[0]
     arms = _reached_every_seed(costs, label)
     conv = costs[(costs["protocol"] == "conventional") & (costs["label"] == label)]["epoch_equivalents"].mean()
     pre = costs[(costs["protocol"] != "conventional") & (costs["label"] == label)]["pre_cost"].min()
@@ -124,8 +127,8 @@ def any_saving(costs: pd.DataFrame) -> Verdict:
     """Subset pretraining saves compute at all (our inference, the weaker form of the abstract's claim): some arm
     reaches the main accuracy target in every seed at a mean examples ratio below 1 with every seed below 1 →
     reproduced; mean below 1 only → partly; else refuted."""
-    label = costs.loc[costs["main"] & (costs["metric"] == "test_acc"), "label"].iloc[0]
-    arms = costs[(costs["protocol"] != "conventional") & (costs["label"] == label)]
+    main = main_target(costs)
+    arms = main[main["protocol"] != "conventional"]
     per_arm = arms.groupby(["protocol", "fraction"]).agg(
         all_reached=("reached", "all"), mean=("examples_ratio", "mean"), worst=("examples_ratio", "max"))
     per_arm = per_arm[per_arm["all_reached"]]
@@ -136,3 +139,76 @@ def any_saving(costs: pd.DataFrame) -> Verdict:
     if (per_arm["worst"] < 1).any():
         return Verdict(REPRODUCED, text)
     return Verdict(PARTLY if best["mean"] < 1 else REFUTED, text)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The table
+
+
+def study_title(dataset: str, runs: pd.DataFrame) -> str:
+    """A dataset as the claims name it: its title, and whether its runs augmented it."""
+    return dataset_title(dataset) + (" with augmentation" if runs["augment"].any() else "")
+
+
+def claims_table(per_dataset: dict[str, dict], budgets: dict[str, str], switch_costs: pd.DataFrame,
+                 comparison: dict, study: StudyConfig, pages: dict[str, str]) -> pd.DataFrame:
+    """The claims table: one row per claim (claim, source, verdict, the numbers behind it, budget, evidence).
+
+    ``per_dataset``: ``study.analyse`` per dataset, the study's own datasets first (the first one also carries the
+    switch points ``switch_costs`` and the widths ``comparison``); ``budgets``: each dataset's budget in words;
+    ``pages``: the evidence pages by key (a dataset, "widths", "baselines"), linked as HTML (the table is HTML)."""
+    first = study.datasets[0]
+    rows = []
+
+    def link(key: str, text: str) -> str:
+        return f'<a href="{pages[key].replace(".ipynb", ".html")}">{text}</a>' if key in pages else text
+
+    def add(claim: str, source: str, verdict: Verdict | str, budget: str, evidence: str) -> None:
+        v = verdict if isinstance(verdict, Verdict) else Verdict(verdict, "")
+        rows.append({"claim": claim, "source": source, "verdict": v.verdict, "numbers": v.why, "budget": budget,
+                     "evidence": evidence})
+
+    def title(dataset: str) -> str:
+        return study_title(dataset, per_dataset[dataset]["runs"])
+
+    def each(claim: str, source: str, rule) -> None:
+        for dataset, d in per_dataset.items():
+            add(f"{claim} ({title(dataset)})", source, rule(dataset, d), budgets[dataset],
+                link(dataset, title(dataset)))
+
+    cost_with_switch = pd.concat([per_dataset[first]["costs"], switch_costs[switch_costs["protocol"] == "subset"]])
+    each("The full-set loss minimum is close to its subsets' minima", "abstract",
+         lambda _, d: subset_minimum_close(d["minima"]))
+    each("A subset is representative once Q sufficiently exceeds 1", "abstract", lambda _, d: q_threshold(d["minima"]))
+    add(f"Q, not the fraction of the set, decides the gap ({dataset_title(first)}, two widths)", "our inference",
+        q_governs(comparison), f"{len(study.seeds)} seeds, {study.model} and {study.narrow_model}",
+        link("widths", "widths"))
+    each("Subset pretraining then fine-tuning equals conventional results", "abstract",
+         lambda _, d: equal_results(d["costs"], d["goals"]))
+    switches = f"switch points {min(study.switch_steps):,}–{max(study.switch_steps):,} steps"
+    for dataset, d in per_dataset.items():
+        here = dataset == first
+        add(f"Compute reduced to a tenth or less, as cost to a target ({title(dataset)})", "abstract",
+            tenth_time_to_target(cost_with_switch if here else d["costs"]),
+            budgets[dataset] + (f", {switches}" if here else ""),
+            link(dataset, title(dataset)) + (", " + link("baselines", "switch points") if here else ""))
+    each("Subset pretraining saves compute at all", "our inference", lambda _, d: any_saving(d["costs"]))
+
+    def fixed_budget(_, d: dict) -> Verdict:
+        need = d["tenth"]["conventional_for_tenth"].min() if len(d["tenth"]) else float("nan")
+        return Verdict(NOT_TESTABLE, f"any arm is 'a tenth' once conventional runs ≥ {need:.0f} epochs, "
+                       f"{need / d['plateau']['plateau_epoch']:.0f}× past its plateau epoch: the budget decides")
+
+    each("Compute reduced to a tenth or less, as fixed budgets (epochs × set size)", "our inference", fixed_budget)
+    near = per_dataset[first]["costs"].query("1.4 < Q < 3.5")
+    qs = " and ".join(f"{q:.2g}" for q in sorted(near.loc[near["protocol"] != "conventional", "Q"].unique()))
+    add(f"Subsets at target Q 1.5, 2 and 3 suffice on {dataset_title(first)}", "secondary summary",
+        equal_results(near, per_dataset[first]["goals"]), f"{budgets[first]} (arms with Q {qs})",
+        link(first, dataset_title(first)))
+    add("Schedule of about 1,000 subset epochs + 100 fine-tuning epochs", "secondary summary", NOT_RUN,
+        "this study sets the subset phase in steps", "")
+    add("CIFAR-10 and CIFAR-100 (official files)", "abstract", NOT_RUN, "files not obtainable here", "")
+    if not any(d["runs"]["augment"].any() for d in per_dataset.values()):
+        add("With data augmentation", "abstract", NOT_RUN, "not in this study's grids", "")
+    add("Larger models", "secondary summary", NOT_RUN, "CPU budget", "")
+    return pd.DataFrame(rows)

@@ -56,6 +56,8 @@ RUN_DEFAULTS = {"epochs": 5, "subset_epochs": 10}
 
 
 def cmd_q(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from subsetlib.planner import q_table
 
     table = q_table(args.model, args.dataset, args.fractions, args.target_q)
@@ -63,7 +65,7 @@ def cmd_q(args: argparse.Namespace) -> int:
     print(f"model {args.model}: P = {first.P:,} trainable parameters; dataset {args.dataset}: "
           f"M = {first.M} classes, K = {first.K_full:,} training examples")
     for _, row in table.iterrows():
-        what = f"target Q {row.target_Q:g}" if row.target_Q == row.target_Q else f"fraction {row.fraction:.4g}"
+        what = f"target Q {row.target_q:g}" if pd.notna(row.target_q) else f"fraction {row.fraction:.4g}"
         note = "" if row.feasible else "  (more than the training set holds)"
         print(f"  {what:<18} K = {row.K:>9,}  fraction {row.fraction:8.4f}  Q = {row.Q:10.3f}{note}")
     return 0
@@ -184,7 +186,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from subsetlib import bench
+    from subsetlib import bench_loader, bench_peak
     from subsetlib.train import check_precision, set_threads
 
     set_threads()
@@ -193,15 +195,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "the GPU-resident loop, then a DataLoader loop")
     print(f"subsetlib: timing {what}, {args.steps} steps each; this takes a minute or two", file=sys.stderr)
     if args.variants:
-        peak = bench.peak_probe(args.device)
+        peak = bench_peak.peak_probe(args.device)
         print(f"peak (matmul {peak['size']}): fp32 {peak['fp32'] / 1e9:,.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.1f}")
-        print(bench.format_variants(bench.loop_variants(args.dataset, args.model, args.batch_size, args.steps,
-                                                        device=args.device, root=args.data, peak=peak)))
+        print(bench_peak.format_variants(bench_peak.loop_variants(args.dataset, args.model, args.batch_size, args.steps,
+                                                                  device=args.device, root=args.data, peak=peak)))
         return 0
-    result = bench.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size, steps=args.steps,
-                                 device=args.device, augment=args.augment, workers=args.workers, root=args.data,
-                                 precision=args.precision, channels_last=args.channels_last)
-    print(bench.format_report(result))
+    result = bench_loader.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size,
+                                        steps=args.steps, device=args.device, augment=args.augment,
+                                        workers=args.workers, root=args.data,
+                                        precision=args.precision, channels_last=args.channels_last)
+    print(bench_loader.format_report(result))
     return 0
 
 
@@ -274,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="One run per seed, each from 0 to 2**63 - 1.")
     run.add_argument("--optimizer", default="adam", help=f"The optimizer: {', '.join(OPTIMIZERS)}.")
     run.add_argument("--lr", type=float, default=1e-3, help="Learning rate, > 0.")
-    run.add_argument("--eval-every", type=float, default=0.5, help="Epoch-equivalents between evaluations.")
+    run.add_argument("--eval-every", type=float, default=1.0, help="Epoch-equivalents between evaluations.")
     run.add_argument("--results", default="results/adhoc", help="Folder of the results store; runs stored there "
                      "already are loaded, not trained again.")
     run.set_defaults(func=cmd_run)

@@ -41,10 +41,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], suffix:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, content: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(content))
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 

@@ -86,16 +86,16 @@ def q_table(
     rows = []
     for f in fractions:
         k = round(check_fraction(f) * n)
-        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": None})
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": None})
     for q in target_qs:
         if min_subset_size(p, m, q) > n:  # not reachable: the K it would need
             k, f = min_subset_size(p, m, q), min_subset_size(p, m, q) / n
         else:
             f, k = fraction_for_q(p, spec.class_sizes(), q, dataset)
-        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_Q": q})
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": q})
     table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
     table["feasible"] = table["K"] <= n
-    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_Q", "feasible"]]
+    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_q", "feasible"]]
 
 
 def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict]:

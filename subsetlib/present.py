@@ -108,7 +108,7 @@ def arm_color(protocol: str, fraction: float | None = None, growth: float | None
 
 def arm_key(protocol: str, fraction: float | None = None) -> tuple[int, float]:
     """Sort key for arms: conventional first, then each protocol from the largest subset to the smallest."""
-    return (_ORDER.get(protocol, len(_ORDER)), -(fraction if fraction is not None and fraction == fraction else 0.0))
+    return (_ORDER.get(protocol, len(_ORDER)), -(0.0 if pd.isna(fraction) else fraction))
 
 
 def palette(runs: pd.DataFrame, label: str = "arm") -> dict[str, str]:
@@ -119,8 +119,8 @@ def palette(runs: pd.DataFrame, label: str = "arm") -> dict[str, str]:
     fractions = arms["subset_fraction"] if "subset_fraction" in arms else nan
     growths = arms["growth"] if "growth" in arms else nan
     keyed = sorted(zip(arms[label], arms["protocol"], fractions, growths, strict=True),
-                   key=lambda a: (*arm_key(a[1], a[2]), a[3] if a[3] == a[3] else 0, a[0]))
-    return {name: arm_color(protocol, fraction, growth if growth == growth else None)
+                   key=lambda a: (*arm_key(a[1], a[2]), 0 if pd.isna(a[3]) else a[3], a[0]))
+    return {name: arm_color(protocol, fraction, None if pd.isna(growth) else growth)
             for name, protocol, fraction, growth in keyed}
 
 

@@ -29,12 +29,13 @@ from subsetlib.subsets import membership_hash, subset_indices
 from subsetlib.train import (
     FlopMeter,
     Ledger,
+    Numerics,
     check_precision,
     check_schedule,
     evaluate,
     lr_scheduler,
     make_optimizer,
-    prepare_model,
+    resolve_numerics,
     train_one_epoch,
 )
 
@@ -51,7 +52,7 @@ class RunConfig:
     augment: bool = False
     precision: str = "fp32"  # fp32 | bf16 (autocast, on the CPU too) | fp64: a scientific parameter, see the speed page
     channels_last: bool = True  # NHWC memory format for 4-D inputs: same arithmetic, faster convolutions
-    eval_every: float = 0.5  # epoch-equivalents (full training set) between evaluations, the same for every arm
+    eval_every: float = 1.0  # epoch-equivalents (full training set) between evaluations, the same for every arm
     eval_dense: int = 0  # also evaluate at 1/2, 1/4, … 1/2^eval_dense of each phase: dense just after every switch
     eval_train: bool = True  # also evaluate loss on the training set: the paper judges by its minimum
     eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
@@ -96,10 +97,12 @@ ID_NEUTRAL = {"lr_schedule": "constant"}
 of the run id, so every stored id stays valid."""
 
 
-def run_id(protocol: str, cfg: RunConfig, seed: int, **params) -> str:
-    """A stable id from everything that defines the run, so reruns replace rather than duplicate."""
+def run_id(protocol: str, cfg: RunConfig, seed: int, **arm_settings) -> str:
+    """A stable id from everything that defines the run, so reruns replace rather than duplicate: the config, the seed
+    and the arm's settings (a protocol's own parameters, e.g. its fraction and epochs; not a notebook's ``params``)."""
     config = {k: v for k, v in asdict(cfg).items() if k not in ID_NEUTRAL or v != ID_NEUTRAL[k]}
-    key = json.dumps({"protocol": protocol, "cfg": config, "seed": seed, **params}, sort_keys=True, default=str)
+    key = json.dumps({"protocol": protocol, "cfg": config, "seed": seed, **arm_settings}, sort_keys=True,
+                     default=str)
     return f"{protocol}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -117,6 +120,7 @@ class PhaseContext:
     generator: torch.Generator
     ledger: Ledger
     flops: FlopMeter
+    numerics: Numerics  # the run's dtype, autocast and memory format, resolved once from cfg
     eval_at: list[int]  # sorted ledger example counts at which to evaluate
     on_eval: Callable[[], None]
 
@@ -132,8 +136,7 @@ def epoch_trainer(ctx: PhaseContext) -> dict:
     scheduler = lr_scheduler(ctx.optimizer, cfg.lr_schedule, steps)
     for _ in range(ctx.phase.epochs):
         train_one_epoch(ctx.model, ctx.optimizer, ctx.data, ctx.indices, cfg.batch_size, ctx.generator, ctx.ledger,
-                        ctx.flops, augment_data=cfg.augment, precision=cfg.precision,
-                        channels_last=cfg.channels_last, eval_at=ctx.eval_at, on_eval=ctx.on_eval,
+                        ctx.flops, ctx.numerics, augment_data=cfg.augment, eval_at=ctx.eval_at, on_eval=ctx.on_eval,
                         scheduler=scheduler)
     return {}
 
@@ -147,7 +150,7 @@ def eval_points(start: int, length: int, every: int, dense: int) -> list[int]:
 
 
 def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-               params: dict | None = None, results_dir: str | None = None,
+               arm_settings: dict | None = None, results_dir: str | None = None,
                trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
     """Train one model through ``phases`` in order and record the curve and the per-phase ledger.
 
@@ -161,24 +164,23 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
     for phase in phases:
         check_fraction(phase.fraction)
-        if not isinstance(phase.epochs, int) or phase.epochs <= 0:
-            raise UserError(f"epochs must be a positive whole number (phase {phase.name!r} got {phase.epochs!r})")
+        check_whole_number(phase.epochs, f"epochs of phase {phase.name!r}")
     seed = check_seed(seed)
-    rid = run_id(protocol, cfg, seed, **dict(params or {}))
+    rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
         return results.load_run(results_dir, rid)
     run_started = datetime.now(UTC)
-    result = _train_phases(data, cfg, phases, seed, protocol, dict(params or {}), rid, dict(trainers or {}))
+    result = _train_phases(data, cfg, phases, seed, protocol, dict(arm_settings or {}), rid, dict(trainers or {}))
     if results_dir is not None:
         results.save(result, data, results_dir, run_started)
     return result
 
 
 def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
-                  params: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
+                  arm_settings: dict, rid: str, trainers: dict[str, PhaseTrainer]) -> RunResult:
+    how = resolve_numerics(cfg.precision, cfg.channels_last, data.device)
     torch.manual_seed(seed)
-    model = prepare_model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device),
-                          cfg.precision, cfg.channels_last)
+    model = how.model(build_model(cfg.model, data.spec.shape, data.num_classes).to(data.device))
     p, m, n = count_parameters(model), data.num_classes, len(data.y_train)
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
     generator = torch.Generator(device=data.device).manual_seed(seed)
@@ -201,20 +203,19 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
         return indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))[:cap]]
 
     train_probe = sample(torch.arange(n))
-    how = {"precision": cfg.precision, "channels_last": cfg.channels_last}
 
     def record(phase: Phase, phase_start: Ledger, indices: torch.Tensor) -> None:
         if result.curve and result.curve[-1]["examples"] == total.examples:
             return  # already evaluated at this point (a phase ended on an evaluation step)
         tic = time.perf_counter()
-        test_loss, test_acc = evaluate(model, data, "test", **how)
+        test_loss, test_acc = evaluate(model, data, how, "test")
         row = {"run_id": rid, "protocol": protocol, "seed": seed, "phase": phase.name,
                "phase_fraction": phase.fraction, "phase_epoch": (total.examples - phase_start.examples) / len(indices),
                "test_loss": test_loss, "test_acc": test_acc}
         if cfg.eval_train:
-            row["train_loss"], row["train_acc"] = evaluate(model, data, "train", train_probe, **how)
+            row["train_loss"], row["train_acc"] = evaluate(model, data, how, "train", train_probe)
         if phase.fraction < 1:
-            row["subset_loss"], row["subset_acc"] = evaluate(model, data, "train", sample(indices), **how)
+            row["subset_loss"], row["subset_acc"] = evaluate(model, data, how, "train", sample(indices))
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
         result.curve.append(row)
@@ -233,7 +234,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
         k = len(indices)
         trainer = trainers.get(phase.name, epoch_trainer)
         at = eval_points(total.examples, k * phase.epochs, every, cfg.eval_dense)
-        extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, at,
+        extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, how, at,
                                      lambda: record(phase, phase_start, indices)))  # noqa: B023 (runs in this loop)
         extras.update(extra)
         record(phase, phase_start, indices)
@@ -247,7 +248,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
     first = phases[0]
     curve = result.curve
     result.summary = {
-        "run_id": rid, "protocol": protocol, "seed": seed, **asdict(cfg), **params, "P": p, "M": m, "K_full": n,
+        "run_id": rid, "protocol": protocol, "seed": seed, **asdict(cfg), **arm_settings, "P": p, "M": m, "K_full": n,
         "subset_fraction": first.fraction, "subset_K": phase_info[first.name]["K"],
         "subset_Q": phase_info[first.name]["Q"], "subset_membership": phase_info[first.name]["membership"],
         "final_test_acc": curve[-1]["test_acc"], "final_test_loss": curve[-1]["test_loss"],
@@ -284,8 +285,9 @@ def subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: 
     the full set."""
     f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("subset", check_fraction(f), subset_epochs), Phase("finetune", 1.0, finetune_epochs)]
-    params = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs, "finetune_epochs": finetune_epochs}
-    return run_phases(data, cfg, phases, seed, "subset", params, results_dir)
+    arm_settings = {"fraction": f, "target_q": target_q, "subset_epochs": subset_epochs,
+                    "finetune_epochs": finetune_epochs}
+    return run_phases(data, cfg, phases, seed, "subset", arm_settings, results_dir)
 
 
 def subset_phase(data: Dataset, cfg: RunConfig, seed: int, subset_epochs: int, fraction: float,
@@ -326,9 +328,9 @@ def growing(data: Dataset, cfg: RunConfig, seed: int, start_fraction: float, sta
     """Growing subsets f → growth·f → … → 1. With ``uniform=True`` (default) the subsets are drawn uniformly at random:
     the random-curriculum baseline of Wu et al. (ICLR 2021)."""
     phases = growing_phases(start_fraction, growth, stage_epochs, uniform)
-    params = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
+    arm_settings = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
         [ph.epochs for ph in phases]), "uniform": uniform}
-    return run_phases(data, cfg, phases, seed, "growing", params, results_dir)
+    return run_phases(data, cfg, phases, seed, "growing", arm_settings, results_dir)
 
 
 def switch_point_sweep(data: Dataset, cfg: RunConfig, seed: int, fraction: float,

@@ -24,10 +24,10 @@ def overdetermination_ratio(k: int, m: int, p: int) -> float:
     return k * m / p
 
 
-def min_subset_size(p: int, m: int, q_target: float) -> int:
-    """The smallest K with K·M/P >= q_target."""
-    if not 0 < q_target < math.inf:  # also NaN, which compares false to everything
-        raise UserError(f"target Q must be a number > 0 (got {q_target})")
+def min_subset_size(p: int, m: int, target_q: float) -> int:
+    """The smallest K with K·M/P >= target_q."""
+    if not 0 < target_q < math.inf:  # also NaN, which compares false to everything
+        raise UserError(f"target Q must be a number > 0 (got {target_q})")
     if m <= 0 or p <= 0:
         raise UserError(f"P and M must be > 0 (got P={p}, M={m})")
-    return math.ceil(q_target * p / m - 1e-9)
+    return math.ceil(target_q * p / m - 1e-9)

@@ -24,7 +24,6 @@ from subsetlib.lbfgs import FullBatchLoss, check_settings, minimize
 from subsetlib.planner import subset_fraction
 from subsetlib.protocols import Phase, PhaseContext, PhaseTrainer, RunConfig, run_phases
 from subsetlib.results import RunResult
-from subsetlib.train import inputs, prepare_model
 
 
 def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size: int = 4096,
@@ -43,7 +42,8 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
         model.to(memory_format=torch.contiguous_format)  # torch's L-BFGS flattens gradients with view(-1)
         idx = ctx.indices.to(data.device)
         # no bf16 autocast here: a line search compares losses to rounding error (fp64 stays fp64)
-        x, y = inputs(data.x_train[idx], data, ctx.cfg.precision, channels_last=False), data.y_train[idx]
+        x = ctx.numerics.inputs(data.x_train[idx], data).contiguous()
+        y = data.y_train[idx]
         closure = FullBatchLoss(model, x, y, ledger, ctx.flops, chunk_size)
         seen = ledger.examples
 
@@ -60,7 +60,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
 
         fit = minimize(closure, ctx.phase.epochs, history_size, max_line_search, tolerance_grad, tolerance_change,
                        objective=objective, after_step=after_step)
-        prepare_model(model, ctx.cfg.precision, ctx.cfg.channels_last)
+        ctx.numerics.model(model)
         return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
                 "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped,
                 "lbfgs_losses": json.dumps([loss for _, loss in fit.trajectory])}
@@ -83,7 +83,7 @@ def lbfgs_subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, lbfgs_ite
         raise UserError(f"lbfgs_iterations must be a positive whole number (got {lbfgs_iterations!r})")
     f = subset_fraction(cfg.model, data, fraction, target_q)
     phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations), Phase("finetune", 1.0, finetune_epochs)]
-    params = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
+    arm_settings = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
               "finetune_epochs": finetune_epochs, "history_size": history_size, "chunk_size": chunk_size}
-    return run_phases(data, cfg, phases, seed, "lbfgs-subset", params, results_dir,
+    return run_phases(data, cfg, phases, seed, "lbfgs-subset", arm_settings, results_dir,
                       {"lbfgs": lbfgs_trainer(history_size, chunk_size=chunk_size)})

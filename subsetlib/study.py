@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from subsetlib.accounting import COSTS, cost_at_target
+from subsetlib.accounting import main_target, time_to_target
 from subsetlib.errors import UserError
+from subsetlib.studies import StudyConfig
 
 
 @dataclass(frozen=True)
@@ -136,44 +137,8 @@ def subset_minimum(runs: pd.DataFrame, curves: pd.DataFrame, plateau: dict, plan
     return pd.DataFrame(rows)
 
 
-def by_arm(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
-    """Mean, std and count over seeds of ``values`` for each arm (``keys``), in the table's order."""
-    grouped = table.groupby(keys, sort=False)
-    out = grouped[values].agg(["mean", "std"])
-    out.columns = [f"{a}_{b}" for a, b in out.columns]
-    out["seeds"] = grouped["seed"].nunique()
-    return out.reset_index()
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Cost to reach conventional quality
-
-
-def subset_phase_cost(run: pd.Series) -> float:
-    """Epoch-equivalents the run spent before its first full-set phase (0 for the conventional arm)."""
-    phases = json.loads(run["phases"]) if isinstance(run.get("phases"), str) else {}
-    return sum(info["examples"] for info in phases.values() if info["fraction"] < 1) / run["K_full"]
-
-
-def cost_to_targets(runs: pd.DataFrame, curves: pd.DataFrame, goals: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and target: the ledger at the first evaluation that reached it (the whole subset phase
-    included), and its ratio to the conventional run of the same seed (NaN where either never reached it)."""
-    rows = []
-    for _, run in runs.iterrows():
-        c = _curve(curves, run["run_id"])
-        for _, goal in goals.iterrows():
-            cost = cost_at_target(c, goal["metric"], goal["target"])
-            rows.append({"run_id": run["run_id"], "protocol": run["protocol"], "seed": run["seed"],
-                         "fraction": run["subset_fraction"], "Q": run["subset_Q"], "label": goal["label"],
-                         "metric": goal["metric"], "main": goal["main"], "reached": cost is not None,
-                         "budget": run["epoch_equivalents"], "pre_cost": subset_phase_cost(run),
-                         **{k: (cost or {}).get(k, math.nan) for k in COSTS}})
-    table = pd.DataFrame(rows)
-    conv = table[table["protocol"] == "conventional"].set_index(["seed", "label"])
-    for k in COSTS:
-        base = conv[k].reindex(pd.MultiIndex.from_frame(table[["seed", "label"]])).to_numpy()
-        table[f"{k}_ratio"] = table[k].to_numpy() / base
-    return table
 
 
 def tenth_requirements(costs: pd.DataFrame, plateau: dict, plan: Plan = PLAN) -> pd.DataFrame:
@@ -181,7 +146,8 @@ def tenth_requirements(costs: pd.DataFrame, plateau: dict, plan: Plan = PLAN) ->
     epoch-equivalents is "a tenth" of a conventional run given 10·B epochs, however early that run plateaued.
     Per arm (main accuracy target): the time-to-target ratio, the fixed budget B, the conventional budget that makes
     B a tenth, and how many times the conventional plateau epoch that is."""
-    main = costs[(costs["metric"] == "test_acc") & costs["main"] & (costs["protocol"] != "conventional")]
+    main = main_target(costs)
+    main = main[main["protocol"] != "conventional"]
     rows = []
     for (protocol, fraction), arm in main.groupby(["protocol", "fraction"], sort=False):
         budget = arm["budget"].mean()
@@ -198,7 +164,7 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, plan: Plan = PLAN) -> dict
     subset minima, the cost to each target and where "a tenth" can come from."""
     plateau = conventional_plateau(runs, curves, plan)
     goals = targets(plateau, plan)
-    costs = cost_to_targets(runs, curves, goals)
+    costs = time_to_target(runs, curves, goals)
     return {"runs": runs, "curves": curves, "plateau": plateau, "goals": goals, "costs": costs,
             "minima": subset_minimum(runs, curves, plateau, plan), "tenth": tenth_requirements(costs, plateau, plan)}
 
@@ -213,13 +179,6 @@ def budget_text(runs: pd.DataFrame) -> str:
             f"{' with augmentation' if runs['augment'].any() else ''}; conventional "
             f"{int(conventional['epochs'].max())} epochs; subsets {steps_text} steps + "
             f"{int(subset['finetune_epochs'].max())} fine-tuning epochs")
-
-
-def summarised_schedule_ratio(fraction: float, subset_epochs: int = 1000, finetune_epochs: int = 100,
-                              conventional_epochs: int = 1000) -> float:
-    """The epochs × set size ratio of the schedule the secondary summaries report (1000 subset + 100 fine-tuning
-    epochs against 1000 conventional ones): f + 0.1 for these numbers, so never a tenth or less."""
-    return (subset_epochs * fraction + finetune_epochs) / conventional_epochs
 
 
 def q_or_fraction(minima: pd.DataFrame) -> dict:
@@ -252,6 +211,13 @@ def q_or_fraction(minima: pd.DataFrame) -> dict:
 # The arms, run or loaded
 
 
+def run_config(study: StudyConfig, dataset: str, model: str | None = None):
+    """The ``protocols.RunConfig`` of ``study``'s runs on ``dataset`` with ``model`` (default: the study's model)."""
+    from subsetlib import protocols
+
+    return protocols.RunConfig(**study.run_fields(dataset, model))
+
+
 def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: int | list[int], finetune_epochs: int,
              results_dir: str) -> list[str]:
     """Seed by seed, the conventional arm then one subset arm per fraction (and per subset-phase length when
@@ -259,7 +225,7 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
     from subsetlib import protocols
     from subsetlib.subsets import subset_indices
 
-    steps_list = subset_steps if isinstance(subset_steps, list) else [subset_steps]
+    steps_list = list(subset_steps) if isinstance(subset_steps, list | tuple) else [subset_steps]
     run_ids = []
     for seed in seeds:
         run = protocols.conventional(ds, cfg, seed, conventional_epochs, results_dir=results_dir)
@@ -274,9 +240,41 @@ def run_arms(ds, cfg, seeds, fractions, conventional_epochs: int, subset_steps: 
     return run_ids
 
 
+def hypothesis_arms(ds, study: StudyConfig, results_dir: str, model: str | None = None) -> list[str]:
+    """The hypothesis page's runs of ``study`` on ``ds`` (the conventional arm and every subset arm, every seed);
+    with ``model`` the study's narrow model, the widths page's second width. Stored runs are loaded."""
+    narrow = model is not None and model == study.narrow_model
+    return run_arms(ds, run_config(study, ds.name, model), study.seeds,
+                    study.narrow_fractions if narrow else study.fractions, study.conventional_epochs,
+                    study.subset_steps, study.narrow_finetune_epochs if narrow else study.finetune_epochs,
+                    results_dir)
+
+
+def switch_arms(ds, study: StudyConfig, fraction: float, results_dir: str) -> list[str]:
+    """The baselines page's switch points: the subset arm at ``fraction`` with each of ``study.switch_steps``
+    subset-phase lengths, on ``study.switch_seeds`` (and their conventional runs)."""
+    return run_arms(ds, run_config(study, ds.name), study.switch_seeds, [fraction], study.conventional_epochs,
+                    list(study.switch_steps), study.finetune_epochs, results_dir)
+
+
+def growing_arms(ds, study: StudyConfig, fraction: float, results_dir: str) -> tuple[list[str], list[int]]:
+    """The growing baseline from ``fraction`` on the budget of the subset arm there (``equal_budget_stages``), every
+    seed: its run ids and its epochs per stage."""
+    from subsetlib import protocols
+    from subsetlib.subsets import subset_indices
+
+    cfg = run_config(study, ds.name)
+    k = len(subset_indices(ds.y_train, fraction, study.seeds[0], cfg.stratified))
+    pre_examples = epochs_for_steps(study.subset_steps, k, cfg.batch_size) * k
+    stages = equal_budget_stages(fraction, study.growth, pre_examples, study.finetune_epochs, len(ds.y_train))
+    ids = [protocols.growing(ds, cfg, seed, fraction, stages, study.growth, uniform=True,
+                             results_dir=results_dir).summary["run_id"] for seed in study.seeds]
+    return ids, stages
+
+
 def best_fraction(costs: pd.DataFrame) -> float:
     """The subset fraction where subset pretraining did best at the main accuracy target (the plan's rule for where
     to run the baselines): most seeds reaching it, then the lowest mean examples ratio."""
-    main = costs[costs["main"] & (costs["metric"] == "test_acc") & (costs["protocol"] == "subset")]
-    arms = main.groupby("fraction").agg(reached=("reached", "sum"), ratio=("examples_ratio", "mean"))
+    arms = main_target(costs, protocol="subset").groupby("fraction").agg(reached=("reached", "sum"),
+                                                                         ratio=("examples_ratio", "mean"))
     return float(arms.sort_values(["reached", "ratio"], ascending=[False, True]).index[0])

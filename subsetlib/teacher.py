@@ -153,7 +153,7 @@ def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, ma
     if max_iterations <= 0:
         raise UserError(f"max_iterations must be > 0 (got {max_iterations})")
     per_eval = FlopMeter(model, (task.inputs,), task.outputs)(len(y))
-    params = list(model.parameters())
+    weights = list(model.parameters())
     if task.loss == "mse":
         def loss_sum(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return ((out - target) ** 2).sum()
@@ -162,7 +162,7 @@ def fit(model: nn.Module, task: TensorTask, x: torch.Tensor, y: torch.Tensor, ma
             return F.cross_entropy(out, target, reduction="sum")
 
     def penalty() -> torch.Tensor:
-        return 0.5 * weight_decay * sum((p ** 2).sum() for p in params)
+        return 0.5 * weight_decay * sum((p ** 2).sum() for p in weights)
 
     closure = FullBatchLoss(model, x, y, Ledger(), lambda k: per_eval, len(y) or 1, loss_sum,
                             penalty if weight_decay else None)
@@ -224,7 +224,7 @@ def aligned_distance(student: nn.Module, teacher: nn.Module) -> float:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class MinimumStudyConfig:
     """Everything shared by the runs of one subset-minimum study (it keys their run ids)."""
 
     task: str  # the task's name (teacher-… or a tabular set)
@@ -252,12 +252,12 @@ def first_reaching(trajectory: Sequence[tuple[int, float]], target: float, offse
     return math.nan
 
 
-def study_run_id(cfg: StudyConfig, seed: int, target_q: float | None) -> str:
+def study_run_id(cfg: MinimumStudyConfig, seed: int, target_q: float | None) -> str:
     return run_id("teacher-student" if cfg.task.startswith("teacher") else "tabular-subset", cfg, seed,
                   target_q=target_q)
 
 
-def subset_minimum_study(task: TensorTask, cfg: StudyConfig, seed: int, target_qs: Sequence[float],
+def subset_minimum_study(task: TensorTask, cfg: MinimumStudyConfig, seed: int, target_qs: Sequence[float],
                          results_dir: str | None = None) -> list[RunResult]:
     """For one seed: fit the full set from the seed's initialisation (the full-set minimum θ*), then, from the same
     initialisation, each subset of target Q to its own minimum θ_Q; measure the full-set loss at θ_Q, ‖θ_Q − θ*‖,

@@ -6,11 +6,13 @@ time (CUDA events on a GPU, perf_counter on a CPU). Evaluation time is kept apar
 """
 
 import bisect
+import contextlib
 import copy
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -131,25 +133,41 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast where asked for, on any device; a no-op context otherwise."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+@dataclass(frozen=True)
+class Numerics:
+    """How a run does its arithmetic, resolved once at the top (as nanoGPT builds its dtype and autocast context):
+    the dtype of parameters and inputs, the autocast context of forward passes and the memory format of the model and
+    its 4-D inputs. Made by ``resolve_numerics`` from RunConfig's ``precision`` and ``channels_last``, the run's
+    recorded fields; nothing below reads those strings again."""
+
+    precision: str
+    dtype: torch.dtype  # float64 for fp64, else float32 (bf16 autocast keeps fp32 weights)
+    autocast: AbstractContextManager  # bf16 autocast on the run's device, else a no-op; reusable, not nestable
+    memory_format: torch.memory_format  # channels_last (NHWC: faster convolutions) or contiguous_format
+
+    @property
+    def channels_last(self) -> bool:
+        return self.memory_format == torch.channels_last
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """The model in this dtype and memory format (in place, as ``nn.Module.to`` works)."""
+        return model.to(dtype=self.dtype).to(memory_format=self.memory_format)
+
+    def inputs(self, x: torch.Tensor, data: Dataset) -> torch.Tensor:
+        """A uint8 batch as the model's input: normalized, in this dtype, in this memory format if 4-D."""
+        x = normalize(x, data.spec).to(self.dtype)
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
 
-def prepare_model(model: nn.Module, precision: str = "fp32", channels_last: bool = False) -> nn.Module:
-    """The model in the dtype and memory format the loop will feed it (channels-last: NHWC convolutions, which
-    oneDNN on the CPU and cuDNN on a GPU run faster, most of all with bf16)."""
-    if precision == "fp64":
-        model = model.double()
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def inputs(x: torch.Tensor, data: Dataset, precision: str, channels_last: bool) -> torch.Tensor:
-    """A uint8 batch as the model's input: normalized, in fp64 if asked, channels-last if asked."""
-    x = normalize(x, data.spec)
-    if precision == "fp64":
-        x = x.double()
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+def resolve_numerics(precision: str = "fp32", channels_last: bool = False, device: torch.device | str = "cpu"
+                     ) -> Numerics:
+    """The one place a precision name becomes a dtype, an autocast context and a memory format."""
+    device = torch.device(device)
+    check_precision(precision)
+    return Numerics(precision, torch.float64 if precision == "fp64" else torch.float32,
+                    torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
+                    else contextlib.nullcontext(),
+                    torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def train_one_epoch(
@@ -161,10 +179,9 @@ def train_one_epoch(
     generator: torch.Generator,
     ledger: Ledger,
     flops: FlopMeter,
+    numerics: Numerics,
     *,
     augment_data: bool = False,
-    precision: str = "fp32",
-    channels_last: bool = False,
     eval_at: Sequence[int] = (),
     on_eval: Callable[[], None] | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
@@ -185,8 +202,8 @@ def train_one_epoch(
         x = data.x_train[batch]
         if augment_data:
             x = augment(x, data.spec, generator)
-        with autocast(device, precision):
-            loss = F.cross_entropy(model(inputs(x, data, precision, channels_last)), data.y_train[batch])
+        with numerics.autocast:
+            loss = F.cross_entropy(model(numerics.inputs(x, data)), data.y_train[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -204,9 +221,16 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: Dataset, split: str = "test", indices: torch.Tensor | None = None,
-             batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy (a fraction) on a split, or on ``indices`` of the training set."""
+def evaluate(model: nn.Module, data: Dataset, numerics: Numerics, split: str = "test",
+             indices: torch.Tensor | None = None, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy (a fraction) on a split, or on ``indices`` of the training set. Labelled
+    "evaluate" for torch.profiler, so a profile tells evaluation from training."""
+    with torch.profiler.record_function("evaluate"):
+        return _evaluate(model, data, numerics, split, indices, batch_size)
+
+
+def _evaluate(model: nn.Module, data: Dataset, numerics: Numerics, split: str, indices: torch.Tensor | None,
+              batch_size: int) -> tuple[float, float]:
     model.eval()
     x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     if indices is not None:
@@ -215,8 +239,8 @@ def evaluate(model: nn.Module, data: Dataset, split: str = "test", indices: torc
     total_loss = torch.zeros((), device=data.device, dtype=torch.float64)
     correct = torch.zeros((), device=data.device, dtype=torch.int64)
     for x, y in zip(x_all.split(batch_size), y_all.split(batch_size), strict=True):
-        with autocast(data.device, precision):
-            logits = model(inputs(x, data, precision, channels_last))
+        with numerics.autocast:
+            logits = model(numerics.inputs(x, data))
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train()

@@ -15,7 +15,7 @@ import torch
 import yaml
 from conftest import SAVE_ONE_RUN, reap, tiny_config, wait_for, write_notebook
 
-from subsetlib import accounting, batch, protocols, results, subsets
+from subsetlib import batch, protocols, results, subsets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -96,72 +96,6 @@ def test_run_ids_tell_arms_apart(arms):
     assert len(set(ids)) == len(ids)
     assert [arms[a].summary["protocol"] for a in sorted(arms)] == [
         "conventional", "growing", "subset", "subset", "subset"]  # a sweep is subset runs that differ in E_s
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Cost to a target on hand-made curves
-
-
-def curve(run_id: str, examples: list[int], acc: list[float], loss: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"run_id": run_id, "examples": examples, "test_acc": acc, "train_loss": loss,
-                         "flops": [10.0 * e for e in examples], "train_seconds": [e / 1000 for e in examples],
-                         "epoch_equivalents": [e / 1000 for e in examples]})
-
-
-CURVES = pd.concat([
-    # targets (acc_gap 0.015, loss_factor 1.07): test_acc >= mean(0.89, 0.91) - 0.015 = 0.885; train_loss <= 0.214
-    curve("c0", [0, 500, 1000, 1500, 2000], [0.1, 0.6, 0.87, 0.89, 0.89], [2.3, 0.8, 0.3, 0.21, 0.19]),
-    curve("c1", [0, 500, 1000, 1500, 2000], [0.1, 0.7, 0.90, 0.91, 0.91], [2.3, 0.5, 0.21, 0.2, 0.21]),
-    curve("s0", [0, 250, 500, 750, 1000, 1500], [0.1, 0.5, 0.88, 0.89, 0.91, 0.91], [2.3, 1.0, 0.5, 0.3, 0.2, 0.18]),
-    curve("s1", [0, 250, 500, 750, 1000, 1500], [0.1, 0.2, 0.3, 0.4, 0.5, 0.5], [2.3, 2.0, 1.5, 1.2, 1.0, 0.9]),
-], ignore_index=True)
-RUNS = pd.DataFrame([
-    {"run_id": "c0", "protocol": "conventional", "seed": 0, "epochs": 2, "subset_fraction": 1.0, "subset_Q": 25.0,
-     "final_test_acc": 0.89, "min_train_loss": 0.19},
-    {"run_id": "c1", "protocol": "conventional", "seed": 1, "epochs": 2, "subset_fraction": 1.0, "subset_Q": 25.0,
-     "final_test_acc": 0.91, "min_train_loss": 0.21},
-    {"run_id": "s0", "protocol": "subset", "seed": 0, "subset_fraction": 0.25, "subset_Q": 6.3, "subset_epochs": 2,
-     "finetune_epochs": 1, "final_test_acc": 0.91, "min_train_loss": 0.18},
-    {"run_id": "s1", "protocol": "subset", "seed": 1, "subset_fraction": 0.25, "subset_Q": 6.3, "subset_epochs": 2,
-     "finetune_epochs": 1, "final_test_acc": 0.5, "min_train_loss": 0.9},
-])
-
-
-def test_cost_at_target_is_the_first_crossing():
-    s0 = CURVES[CURVES["run_id"] == "s0"]
-    assert accounting.cost_at_target(s0, "test_acc", 0.885) == {
-        "examples": 750, "flops": 7500.0, "train_seconds": 0.75, "epoch_equivalents": 0.75}
-    assert accounting.cost_at_target(s0, "train_loss", 0.25)["examples"] == 1000  # a loss must fall to the target
-    assert accounting.cost_at_target(s0, "test_acc", 0.89)["examples"] == 750  # reaching it exactly counts
-    shuffled = s0.sample(frac=1, random_state=1)
-    assert accounting.cost_at_target(shuffled, "test_acc", 0.885)["examples"] == 750  # order of rows is irrelevant
-    assert accounting.cost_at_target(s0, "test_acc", 0.95) is None
-    assert accounting.cost_at_target(s0, "subset_acc", 0.5) is None  # a metric the curve lacks
-
-
-def test_time_to_target_reports_the_run_that_never_gets_there():
-    table = accounting.time_to_target(RUNS, CURVES, acc_gap=0.015, loss_factor=1.07).set_index(["run_id", "metric"])
-    assert len(table) == 8  # every run, both metrics: nothing dropped
-    assert table["target"].xs("test_acc", level="metric").iloc[0] == pytest.approx(0.885)
-    assert table["target"].xs("train_loss", level="metric").iloc[0] == pytest.approx(0.214)
-    expected = {("c0", "test_acc"): 1500, ("c1", "test_acc"): 1000, ("s0", "test_acc"): 750,
-                ("c0", "train_loss"): 1500, ("c1", "train_loss"): 1000, ("s0", "train_loss"): 1000}
-    for key, examples in expected.items():
-        assert table.loc[key, "reached"], key
-        assert table.loc[key, "examples"] == examples, key
-        assert table.loc[key, "flops"] == 10 * examples, key
-    assert table.loc[("s0", "test_acc"), "examples_ratio"] == pytest.approx(750 / 1250)
-    assert table.loc[("s0", "train_loss"), "flops_ratio"] == pytest.approx(1000 / 1250)
-    for metric in ("test_acc", "train_loss"):
-        never = table.loc[("s1", metric)]
-        assert not never["reached"]
-        assert math.isnan(never["examples"]) and math.isnan(never["examples_ratio"])
-    table = accounting.time_to_target(RUNS, CURVES, acc_gap=0.015, loss_factor=1.07)
-    summary = accounting.summarize(table).set_index(["metric", "arm"])
-    subset_arm = [arm for arm in summary.index.get_level_values("arm") if arm.startswith("subset")]
-    assert set(subset_arm) == {"subset 1/4 (Q=6.3), 2+1 ep"}
-    row = summary.loc[("test_acc", subset_arm[0])]
-    assert row["seeds"] == 2 and row["reached"] == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -3,29 +3,21 @@ rows; the parity rule decides as stated. No speed thresholds: a shared CI box's 
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
-from subsetlib import protocols
-from subsetlib.bench import (
-    Variant,
-    compare_loops,
-    format_report,
-    format_variants,
-    loop_variants,
-    mnist_speedrun,
-    one_cycle,
-    parity,
-    peak_flops,
-    peak_probe,
-    profile_run,
-)
+from subsetlib import bench_peak, protocols
+from subsetlib.bench_loader import compare_loops, format_report
+from subsetlib.bench_peak import Variant, format_variants, loop_variants, peak_flops, peak_probe, profile_run
 from subsetlib.cli import build_parser
 from subsetlib.data import load
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
+from subsetlib.parity import default_precision, parity, parity_table
 from subsetlib.registry import DATASETS, data_roots
-from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, prepare_model, train_one_epoch
+from subsetlib.speedrun import mnist_speedrun, one_cycle
+from subsetlib.train import FlopMeter, Ledger, evaluate, make_optimizer, resolve_numerics, train_one_epoch
 
 
 def mnist_present() -> bool:
@@ -35,7 +27,8 @@ def mnist_present() -> bool:
 def check_result(result: dict, steps: int) -> None:
     assert result["steps"] == steps
     assert result["resident_samples_per_s"] > 0 and result["dataloader_samples_per_s"] > 0
-    assert math.isfinite(result["ratio"]) and result["ratio"] > 0
+    per_round = [d / r for d, r in zip(result["dataloader_seconds_each"], result["resident_seconds_each"], strict=True)]
+    assert result["ratio"] == pytest.approx(float(pd.Series(per_round).median()))  # resident ÷ DataLoader speed
     if result["rounds"] == 1:
         expected = result["resident_samples_per_s"] / result["dataloader_samples_per_s"]
         assert result["ratio"] == pytest.approx(expected)
@@ -116,13 +109,15 @@ def test_precision_and_memory_format_keep_shapes_ledgers_and_finite_losses(preci
     data = load("synthetic", device="cpu")
     ledgers, outputs = [], []
     variants = ({"precision": "fp32", "channels_last": False}, {"precision": precision, "channels_last": channels_last})
-    for how in variants:
+    for variant in variants:
+        how = resolve_numerics(**variant)
         torch.manual_seed(0)
-        net = prepare_model(build_model("cnn-simple", data.spec.shape, data.num_classes), **how)
+        net = how.model(build_model("cnn-simple", data.spec.shape, data.num_classes))
+        assert next(net.parameters()).dtype == (torch.float64 if variant["precision"] == "fp64" else torch.float32)
         ledger = Ledger()
         train_one_epoch(net, make_optimizer(net), data, torch.arange(300), 128, torch.Generator().manual_seed(0),
-                        ledger, FlopMeter(net, data.spec.shape, data.num_classes), **how)
-        loss, acc = evaluate(net, data, "test", **how)
+                        ledger, FlopMeter(net, data.spec.shape, data.num_classes), how)
+        loss, acc = evaluate(net, data, how, "test")
         assert math.isfinite(loss) and 0 <= acc <= 1
         ledgers.append((ledger.examples, ledger.steps, ledger.flops))
         outputs.append(net.eval()(torch.zeros(2, *data.spec.shape, dtype=next(net.parameters()).dtype)).shape)
@@ -139,9 +134,12 @@ def test_compare_loops_records_precision_and_memory_format():
         compare_loops("synthetic", batch_size=32, steps=1, device="cpu", precision="fp16")
 
 
-def test_peak_probe_measures_both_precisions():
-    peak = peak_probe("cpu", size=64, repeats=1)
-    assert peak["fp32"] > 0 and peak["bf16"] > 0 and peak["threads"] >= 1
+def test_peak_probe_is_the_best_matmul_rate(monkeypatch):
+    """With a clock that advances 1 s per reading, every matmul takes 1 s: the peak is 2·size³ FLOP/s exactly."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(bench_peak.time, "perf_counter", lambda: float(next(ticks)))
+    peak = peak_probe("cpu", size=64, repeats=2)
+    assert peak["fp32"] == peak["bf16"] == 2 * 64**3 and peak["size"] == 64
 
 
 def test_loop_variants_one_row_each_with_fraction_of_peak():
@@ -163,7 +161,14 @@ def test_profile_run_splits_time_into_groups_with_evaluation():
     assert shares["evaluation"] > 0 and shares["backward"] > 0 and sum(shares.values()) <= 1.01
     assert len(ops) == 5 and summary["evaluations"] == 2
     assert summary["train_seconds"] + summary["eval_seconds"] <= summary["wall_seconds"]
-    assert protocols.evaluate is evaluate  # the labelling wrapper is gone after the run
+
+
+def test_evaluate_labels_itself_for_the_profiler():
+    data = load("synthetic", device="cpu")
+    net = build_model("cnn-simple", data.spec.shape, data.num_classes)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        evaluate(net, data, resolve_numerics(), "test", torch.arange(10))
+    assert "evaluate" in {e.name for e in prof.events() if e.cpu_parent is None}
 
 
 def test_parity_rule():
@@ -175,6 +180,19 @@ def test_parity_rule():
         parity([0.9], [0.9])
     with pytest.raises(UserError, match="parity"):
         parity([0.9, 0.8], [0.9])
+
+
+def test_parity_table_and_the_default_precision_rule():
+    runs = pd.DataFrame({"seed": [0, 1, 2] * 2, "precision": ["fp32"] * 3 + ["bf16"] * 3,
+                         "final_test_acc": [0.90, 0.91, 0.92, 0.905, 0.905, 0.925],
+                         "min_train_loss": [0.10, 0.11, 0.12, 0.30, 0.31, 0.32]})
+    table = parity_table(runs)
+    assert table["holds"].tolist() == [True, False]  # accuracy within noise, loss far worse
+    assert default_precision([table], speedup=2.0) == "fp32"
+    same = table.assign(holds=True)
+    assert default_precision([same], speedup=2.0) == "bf16"
+    assert default_precision([same], speedup=0.9) == "fp32"  # parity alone is not enough: it must be faster
+    assert default_precision([], speedup=2.0) == "fp32"  # no parity page has run
 
 
 def test_cli_takes_precision_and_memory_format():

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, subsets
+from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, study, subsets
 from subsetlib import second_order as so
 from subsetlib import teacher as T
 from subsetlib.errors import UserError
@@ -93,7 +93,7 @@ def test_lbfgs_subset_pretraining_run_works_with_results_and_accounting(small, t
     results.save(conventional, small, tmp_path)
     runs, curves = results.load(tmp_path), results.load(tmp_path, "curves")
     assert set(runs["protocol"]) == {"lbfgs-subset", "conventional"}
-    table = accounting.time_to_target(runs, curves, acc_gap=0.5)
+    table = study.analyse(runs, curves)["costs"]
     assert table[table["protocol"] == "conventional"]["reached"].all()
     budgets = accounting.fixed_budgets(runs)
     assert len(budgets) == 2 and budgets["budget_epoch_equivalents"].gt(0).all()
@@ -153,7 +153,7 @@ def test_aligned_distance_sees_through_permutation_and_sign():
 
 def test_subset_minimum_study_low_q_interpolates_high_q_finds_the_full_minimum():
     task = T.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=200, seed=0)
-    cfg = T.StudyConfig(task.name, task.root, max_iterations=800, continue_iterations=800)
+    cfg = T.MinimumStudyConfig(task.name, task.root, max_iterations=800, continue_iterations=800)
     runs = {r.summary["target_q"]: r.summary for r in T.subset_minimum_study(task, cfg, 0, [0.5, 8])}
     low, high, full = runs[0.5], runs[8], runs[None]
     assert low["Q"] == pytest.approx(low["K"] * low["M"] / low["P"]) and low["Q"] >= 0.5

@@ -368,7 +368,7 @@ def test_subset_planner_computes_in_the_browser(tmp_path):
     assert probe_result(dom)["errors"] == []
     mnist, cifar10 = rows
     number = lambda text: float(text.replace(",", ""))  # noqa: E731
-    table = planner.q_table("cnn-simple", "mnist", [1 / 16], [2.0]).set_index("target_Q", drop=False)
+    table = planner.q_table("cnn-simple", "mnist", [1 / 16], [2.0]).set_index("target_q", drop=False)
     k16, k_q2 = int(table["K"].iloc[0]), int(table["K"].iloc[1])
     assert number(first["K"]) == k16 and number(first["P"]) == mnist["P"] and first["problem"] == ""
     assert math.isclose(number(first["Q"]), table["Q"].iloc[0], rel_tol=5e-3)

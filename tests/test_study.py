@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from subsetlib import claims, study
+from subsetlib import accounting, claims, study
 
 
 def test_epochs_for_steps_gives_at_least_the_steps():
@@ -59,8 +59,8 @@ def test_plateau_targets_minima_and_costs():
     minima = study.subset_minimum(runs, curves, plateau)
     assert minima["loss_ratio"].tolist() == pytest.approx([1.3, 1.3])
     assert minima["plateaued"].all() and minima["close"].all()
-    costs = study.cost_to_targets(runs, curves, goals)
-    main_acc = costs[costs["main"] & (costs["metric"] == "test_acc") & (costs["protocol"] == "subset")]
+    costs = accounting.time_to_target(runs, curves, goals)
+    main_acc = accounting.main_target(costs, protocol="subset")
     assert main_acc["examples"].tolist() == [1500, 1500]  # the whole subset phase is counted
     assert main_acc["examples_ratio"].tolist() == pytest.approx([0.25, 0.25])
     assert main_acc["pre_cost"].tolist() == pytest.approx([1.0, 1.0])
@@ -73,7 +73,7 @@ def test_verdicts_follow_their_rules():
     plateau = study.conventional_plateau(runs, curves)
     goals = study.targets(plateau)
     minima = study.subset_minimum(runs, curves, plateau)
-    costs = study.cost_to_targets(runs, curves, goals)
+    costs = accounting.time_to_target(runs, curves, goals)
     assert claims.subset_minimum_close(minima).verdict == claims.REPRODUCED
     far = minima.assign(close=[True, False])
     assert claims.subset_minimum_close(far).verdict == claims.PARTLY
