@@ -1,19 +1,4 @@
-"""Run a grid of notebooks with papermill on a Dask cluster, resumably.
-
-A grid file (YAML) names stages, each a notebook with fixed parameters and lists whose product forms its cells::
-
-    profile: quick                      # results go to results/<profile>/, notebooks to book/experiments/<profile>/
-    scale: "quick: reduced budget, CPU"  # injected as `scale`, shown on every page
-    seeds: [0, 1]                       # injected as `seeds` where a notebook declares it
-    stages:                             # all cells run in parallel, except that a stage with `wait: true`
-      - notebook: notebooks/subset_pretraining.ipynb   # starts only when every earlier stage has finished
-        output: "02-{n}-subset-{dataset}-{augment}.ipynb"  # {n}: the cell's place in the grid, so pages sort as listed
-        title: "Subset pretraining: {dataset}"  # the page's heading; a dataset is named by its title ("MNIST")
-        parameters: {model: cnn-simple}
-        grid: {dataset: [mnist, fashion-mnist], augment: [false, true]}
-      - notebook: notebooks/summary.ipynb
-        output: 09-summary.ipynb
-        wait: true
+"""Run a grid of notebooks (``grids.load_grid``) with papermill on a Dask cluster, resumably.
 
 Each cell's state lives in ``<results>/cells/<key>.json`` (key = hash of notebook and parameters), written
 atomically after its notebook has been renamed into place: a rerun skips finished cells, and a runner killed at any
@@ -23,49 +8,27 @@ was interrupted resumes at its first missing run.
 
 Exactly once on any cluster: a task holds a lock named after its cell on the Dask scheduler while it runs, and
 checks under it whether the cell's state changed since the runner looked. A runner killed mid-cell on an external
-cluster leaves its task running on the worker; the rerun's task for that cell waits for the lock, then finds the cell
-done and only reports it.
+cluster leaves its task running on the worker; the rerun says that it waits for it, and its task for that cell waits
+for the lock, then finds the cell done and only reports it.
 """
 
 import contextlib
-import hashlib
-import itertools
 import json
+import logging
 import os
+import signal
+import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from subsetlib.errors import UserError
+from subsetlib.grids import Cell, Grid, load_grid
+from subsetlib.io import atomic_write, atomic_write_text, check_writable
+from subsetlib.pages import execute
 
-from subsetlib.errors import UserError, check_seed
-from subsetlib.io import atomic_write, atomic_write_text
-from subsetlib.registry import DATASETS
-from subsetlib.repo import REPO_ROOT
-
-GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
-STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}
 CONNECT_SECONDS = 5  # an address that does not answer within this is reported as unreachable
-
-
-@dataclass(frozen=True)
-class Cell:
-    wave: int  # cells of one wave run in parallel; a stage with `wait: true` starts a new wave
-    notebook: str  # absolute path of the source notebook
-    output: str  # absolute path of the executed notebook
-    parameters: dict = field(hash=False)
-    key: str = ""
-    title: str | None = None  # replaces the notebook's first heading, so each page has its own
-
-
-@dataclass(frozen=True)
-class Grid:
-    profile: str
-    results: Path
-    cells: list[Cell]
-
-    def state_path(self, cell: Cell) -> Path:
-        return self.results / "cells" / f"{cell.key}.json"
 
 
 @dataclass
@@ -81,139 +44,6 @@ class GridReport:
     @property
     def failed(self) -> list[dict]:
         return [s for s in self.states if s.get("status") == "failed"]
-
-
-def _shown(key: str, value: object) -> object:
-    """A parameter as a page title shows it: a dataset by its name in prose (Fashion-MNIST, not fashion-mnist)."""
-    return DATASETS[value].title if key == "dataset" and value in DATASETS else value
-
-
-def _slug(key: str, value: object) -> str:
-    if isinstance(value, bool):
-        return key if value else f"no-{key}"
-    return str(value).replace("/", "_").replace(" ", "")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML keeps the last of two equal keys without a word; in a grid file that hides a mistake."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _read_parameters_cell(notebook: Path, shown: str) -> tuple[set[str], dict[str, object]]:
-    """The parameters a notebook declares and their defaults, as ``notebook.end`` will see them."""
-    import nbformat
-
-    from subsetlib import notebook as nb
-
-    try:
-        book = nbformat.read(notebook, as_version=4)
-        cells = [c for c in book.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    except Exception as err:  # nbformat raises JSON, schema, encoding and key errors alike
-        raise UserError(f"{shown} is not a Jupyter notebook ({type(err).__name__}): name an .ipynb file") from None
-    source = cells[0].source if cells else ""
-    defaults = nb.parameter_defaults(source, {"SMOKE": nb.smoke(), "os": os})
-    return set(defaults), defaults
-
-
-def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
-    """Read and check a grid file, every cell's parameters included, before anything runs; every problem is one
-    UserError naming the fix."""
-    from subsetlib.notebook import check_parameter
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"grid file {path} does not exist: pass a YAML file such as grids/quick.yaml")
-    try:
-        spec = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = where.line + 1 if where else "?"
-        problem = getattr(err, "problem", None) or "see the line"
-        raise UserError(f"grid file {path} is not valid YAML (line {line}): {problem}; fix it") from None
-    if not isinstance(spec, dict) or not spec.get("stages") or not isinstance(spec["stages"], list):
-        raise UserError(f"grid file {path} needs a mapping with a non-empty 'stages' list (see grids/quick.yaml)")
-    unknown = sorted(set(spec) - GRID_KEYS)
-    if unknown:
-        raise UserError(f"unknown grid key(s) {', '.join(unknown)} in {path}: "
-                        f"valid keys are {', '.join(sorted(GRID_KEYS))}")
-    if "seeds" in spec:
-        if not isinstance(spec["seeds"], list) or not spec["seeds"]:
-            raise UserError(f"'seeds' in {path} must be a non-empty list such as [0, 1] (got {spec['seeds']!r})")
-        for seed in spec["seeds"]:
-            try:
-                check_seed(seed)
-            except UserError as err:
-                raise UserError(f"'seeds' in {path}: {err}") from None
-    profile = str(spec.get("profile", path.stem))
-    results = (base / spec.get("results", f"results/{profile}")).resolve()
-    output_dir = (base / spec.get("output_dir", f"book/experiments/{profile}")).resolve()
-    cells, wave = [], 0
-    for number, stage in enumerate(spec["stages"]):
-        where = f"stage {number + 1} of {path}"
-        if not isinstance(stage, dict) or "notebook" not in stage:
-            raise UserError(f"{where} needs a 'notebook' entry")
-        bad = sorted(set(stage) - STAGE_KEYS)
-        if bad:
-            raise UserError(f"unknown key(s) {', '.join(bad)} in {where}: "
-                            f"valid keys are {', '.join(sorted(STAGE_KEYS))}")
-        if not isinstance(stage.get("wait", False), bool):
-            raise UserError(f"'wait' in {where} must be true or false (got {stage['wait']!r})")
-        for key in ("parameters", "grid"):
-            if not isinstance(stage.get(key) or {}, dict):
-                raise UserError(f"'{key}' in {where} must be a mapping of parameter names to values")
-        wave += bool(stage.get("wait")) and number > 0
-        notebook = (base / str(stage["notebook"])).resolve()
-        if not notebook.is_file():
-            raise UserError(f"notebook {stage['notebook']} ({where}) does not exist")
-        declared, defaults = _read_parameters_cell(notebook, f"notebook {stage['notebook']} ({where})")
-        grid = stage.get("grid") or {}
-        if any(not isinstance(v, list) or not v for v in grid.values()):
-            raise UserError(f"every 'grid' entry in {where} must be a non-empty list")
-        fixed = dict(stage.get("parameters") or {})
-        injected = {"results_dir": None, "scale": spec.get("scale"), "seeds": spec.get("seeds")}
-        for n, combo in enumerate(itertools.product(*grid.values()) if grid else [()], start=1):
-            values = dict(zip(grid, combo, strict=True))
-            params = {**{k: v for k, v in injected.items() if v is not None and k in declared}, **fixed, **values}
-            unknown = sorted(set(params) - declared)
-            if unknown:
-                raise UserError(f"unknown parameter(s) {', '.join(unknown)} for {stage['notebook']}: "
-                                f"it takes {', '.join(sorted(declared))}")
-            for name, value in params.items():
-                try:
-                    check_parameter(name, value, defaults[name])
-                except UserError as err:
-                    raise UserError(f"{err} ({where})") from None
-            if "results_dir" in declared:
-                params["results_dir"] = os.path.relpath(results, notebook.parent)
-            template = str(stage.get("output", f"{notebook.stem}-" + "-".join("{" + k + "}" for k in grid)))
-            try:
-                name = template.format(**{"n": n, **{k: _slug(k, v) for k, v in params.items()}})
-                title = str(stage["title"]).format(**{k: _shown(k, v) for k, v in params.items()}) \
-                    if stage.get("title") else None
-            except (KeyError, IndexError, ValueError) as err:
-                raise UserError(f"output name {template!r} or title in {where} uses {err}, "
-                                "which is not a parameter") from None
-            name = name if name.endswith(".ipynb") else name + ".ipynb"
-            output = (output_dir / name).resolve()
-            if not output.is_relative_to(output_dir) or output.name.startswith("."):
-                raise UserError(f"output name {template!r} in {where} gives {output}, outside the output folder "
-                                f"{output_dir}: use a plain file name")
-            key_text = json.dumps({"notebook": stage["notebook"], "parameters": params}, sort_keys=True)
-            key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-            cells.append(Cell(wave, str(notebook), str(output), params, key, title))
-    outputs = [c.output for c in cells]
-    if len(set(outputs)) != len(outputs):
-        raise UserError(f"two cells of {path} would write the same notebook: make each stage's 'output' name use "
-                        "every grid parameter")
-    return Grid(profile, results, cells)
 
 
 def _status(state_path: Path, output: str) -> str | None:
@@ -255,6 +85,10 @@ def _finish_notebook(output: Path, title: str | None) -> None:
     nbformat.write(nb, output)
 
 
+def _lock_name(key: str) -> str:
+    return f"subsetlib-cell-{key}"
+
+
 def _cell_lease(key: str) -> contextlib.AbstractContextManager:
     """A lock on the Dask scheduler named after the cell, held while it runs. A runner killed mid-cell leaves its task
     running on an external worker; the rerun's task for the same cell waits here until that one has finished, and
@@ -265,7 +99,7 @@ def _cell_lease(key: str) -> contextlib.AbstractContextManager:
         get_worker()
     except (ImportError, ValueError):  # called outside a Dask worker: nothing else runs this cell
         return contextlib.nullcontext()
-    return Lock(f"subsetlib-cell-{key}")
+    return Lock(_lock_name(key))
 
 
 def execute_cell(cell: Cell, state_path: str, threads: int | None = None, seen: int | None = None) -> dict:
@@ -300,8 +134,6 @@ def _kernel_environment(threads: int | None) -> None:
 
 
 def _execute(cell: Cell, state_path: Path, threads: int | None) -> dict:
-    import papermill
-
     _kernel_environment(threads)
     output = Path(cell.output)
     # A task killed mid-cell leaves its hidden partial notebook (it must not become a page) and, killed between
@@ -313,8 +145,7 @@ def _execute(cell: Cell, state_path: Path, threads: int | None) -> dict:
     state = {"key": cell.key, "notebook": cell.notebook, "output": cell.output, "parameters": cell.parameters}
 
     def run(tmp: Path) -> None:
-        papermill.execute_notebook(cell.notebook, str(tmp), parameters=cell.parameters, kernel_name="python3",
-                                   cwd=str(Path(cell.notebook).parent), progress_bar=False)
+        execute(cell.notebook, tmp, cell.parameters)
         _finish_notebook(tmp, cell.title)
 
     try:
@@ -378,8 +209,6 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    from subsetlib.results import check_writable
-
     grid = load_grid(path)
     folders = [(grid.results, "results directory", f"set 'results:' in {path} to a writable folder")]
     folders += [(folder, "output directory", f"set 'output_dir:' in {path} to a writable folder")
@@ -416,10 +245,16 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             widest = max(sum(c.wave == w for c in todo) for w in {c.wave for c in todo})
             n_local = min(workers or n, widest)
             threads = threads if gpus else max(1, (os.cpu_count() or 1) // n_local)
-            cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, dashboard_address=None)
+            with _sigint_ignored():  # Ctrl-C reaches the runner only, which closes the cluster: one line, not 11
+                cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
             client = Client(cluster)
         for wave in sorted({c.wave for c in todo}):
             cells = {c.key: c for c in todo if c.wave == wave}
+            if scheduler:
+                for name in _held_by_earlier_runner(cells.values()):
+                    print(f"waiting for cell {name}: a runner killed earlier left it running on the cluster; it is "
+                          "reported when that task ends", file=sys.stderr)
             futures = [client.submit(execute_cell, c, str(grid.state_path(c)), threads, _stamp(grid.state_path(c)),
                                      key=f"cell-{c.key}", pure=False) for c in cells.values()]
             running = {Path(c.output).stem for c in cells.values()}
@@ -436,6 +271,9 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
                 if state["status"] == "failed":
                     report.failed_now += 1
                     say(f"failed: {Path(state['output']).name}: {state['error']}")
+    except KeyboardInterrupt:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # workers stopped mid-task would say so
+        raise
     finally:
         bar.close()
         if client is not None:
@@ -451,3 +289,23 @@ def _names(running: set[str], shown: int = 3) -> str:
     names = sorted(running)
     more = f" +{len(names) - shown}" if len(names) > shown else ""
     return f"in progress: {', '.join(names[:shown])}{more}" if names else ""
+
+
+def _held_by_earlier_runner(cells) -> list[str]:
+    """The cells whose lock a task is holding before this runner submitted anything: a killed runner's."""
+    from distributed import Lock
+
+    return [Path(c.output).name for c in cells if Lock(_lock_name(c.key)).locked()]
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Processes started inside inherit an ignored SIGINT (Python keeps it so), and Dask's workers ignore Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

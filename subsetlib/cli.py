@@ -1,9 +1,12 @@
-"""``python -m subsetlib q | run | batch | bench``: a thin layer over the modules; user mistakes end as one line."""
+"""``python -m subsetlib q | run | page | batch | bench``: a thin layer over the modules; user mistakes end as one
+line."""
 
 import argparse
 import json
+import math
 import sys
 import warnings
+from pathlib import Path
 
 from subsetlib.errors import UserError, check_seed
 
@@ -15,6 +18,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {value})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < math.inf:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0 (got {text})")
     return value
 
 
@@ -52,7 +75,7 @@ def _check_run_inputs(args: argparse.Namespace):
     """Every input of ``run`` checked before anything is loaded or written, so a typo leaves no trace on disk."""
     from subsetlib import data, protocols
     from subsetlib.errors import check_fraction
-    from subsetlib.planner import parameter_count, size_for_q
+    from subsetlib.planner import fraction_for_q, parameter_count
     from subsetlib.registry import dataset_spec
     from subsetlib.train import check_optimizer
 
@@ -71,17 +94,17 @@ def _check_run_inputs(args: argparse.Namespace):
     cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields
     smallest, what = spec.train_size, "training set"
     if args.protocol != "conventional":
+        if args.protocol == "growing" and args.fraction is None:
+            raise UserError("protocol growing needs --fraction (the fraction of its first stage)")
         if args.fraction is None and args.target_q is None:
             raise UserError(f"protocol {args.protocol} needs --fraction or --target-q")
         if args.fraction is not None and args.target_q is not None:
             raise UserError(f"give --fraction or --target-q, not both (protocol {args.protocol})")
-        if args.protocol == "growing" and args.fraction is None:
-            raise UserError("protocol growing needs --fraction (its first stage)")
         what = "subset"
         if args.fraction is not None:
             smallest = max(1, round(check_fraction(args.fraction) * spec.train_size))
         else:
-            smallest = size_for_q(p, spec.num_classes, spec.train_size, args.target_q, args.dataset)
+            smallest = fraction_for_q(p, spec.class_sizes(), args.target_q, args.dataset)[1]
     if args.batch_size > smallest:
         raise UserError(f"batch size {args.batch_size} exceeds the {smallest} examples of the {what}: "
                         f"choose --batch-size {smallest} or less")
@@ -97,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     set_threads()
     cfg, device = _check_run_inputs(args)
     dataset = data.load(args.dataset, args.data, device)
-    results.check_writable(args.results)
+    results.check_writable(args.results, fix="pass another --results")
     store = str(args.results)  # runs already stored there are loaded, not trained again: a rerun resumes
     bar = tqdm(args.seeds, desc=f"run {args.protocol} {args.dataset}", unit="seed", file=sys.stderr,
                disable=None)  # a terminal only; TQDM_DISABLE=1 (CI) turns it off
@@ -110,20 +133,47 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                fraction=args.fraction, target_q=args.target_q, results_dir=store)
         else:
             run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
-        shown = {k: run.summary[k] for k in ("run_id", "seed", "subset_Q", "final_test_acc", "min_train_loss",
-                                             "total_examples", "total_train_seconds")}
-        bar.write(json.dumps(shown, default=float), file=sys.stdout)  # above the bars, not through them
+        shown = {k: _json_number(run.summary[k]) for k in ("run_id", "seed", "subset_Q", "final_test_acc",
+                                                           "min_train_loss", "total_examples", "total_train_seconds")}
+        stored = Path(store) / "runs" / f"{shown['run_id']}.parquet"
+        done = "loaded (stored before, nothing trained)" if "ended" in run.summary else "trained"  # save's stamp
+        bar.write(f"subsetlib: seed {seed}: {done}: {stored}", file=sys.stderr)
+        bar.write(json.dumps(shown, allow_nan=False), file=sys.stdout)  # above the bars, not through them
     bar.close()
     return 0
 
 
+def _json_number(value: object) -> object:
+    """A value for JSON: numpy numbers as Python ones, and a number that is not finite as null (JSON has no NaN)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def cmd_page(args: argparse.Namespace) -> int:
+    from subsetlib.pages import PageFailed, prepare, run_page
+
+    notebook, output, values = prepare(args.notebook, args.parameters or [], args.output)
+    print(f"subsetlib: running {args.notebook} (its runs stored already are loaded, not trained again)",
+          file=sys.stderr)
+    try:
+        run_page(notebook, output, values)
+    except PageFailed as err:
+        print(f"subsetlib: page failed: {err}", file=sys.stderr)
+        return 1
+    print(f"subsetlib: wrote {output}", file=sys.stderr)
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
-    from subsetlib.batch import load_grid, run_grid
+    from subsetlib.batch import cell_status, run_grid
+    from subsetlib.grids import load_grid
 
     if args.dry_run:
         grid = load_grid(args.grid)
         for cell in grid.cells:
-            print(f"wave {cell.wave + 1}: {cell.output}  {json.dumps(cell.parameters)}")
+            mark = {"done": "done", "failed": "failed"}.get(cell_status(grid, cell), "to do")
+            print(f"wave {cell.wave + 1}: [{mark}] {cell.output}  {json.dumps(cell.parameters)}")
         return 0
     report = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers,
                       worker_wait=args.worker_wait)
@@ -141,6 +191,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     set_threads()
     check_precision(args.precision)
+    what = "the peak probe, then every precision and memory-format variant" if args.variants else (
+        "the GPU-resident loop, then a DataLoader loop")
+    print(f"subsetlib: timing {what}, {args.steps} steps each; this takes a minute or two", file=sys.stderr)
     if args.variants:
         peak = bench_peak.peak_probe(args.device)
         print(f"peak (matmul {peak['size']}): fp32 {peak['fp32'] / 1e9:,.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.1f}")
@@ -191,12 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     from subsetlib.registry import dataset_names
     from subsetlib.train import OPTIMIZERS
 
-    parser = _Parser(prog="python -m subsetlib", description=__doc__.replace("``", "'"), formatter_class=_Help)
+    parser = _Parser(prog="python -m subsetlib", description=__doc__.replace("``", "'"), formatter_class=_Help,
+                     allow_abbrev=False)  # --epoch is a typo, not --epochs
     sub = parser.add_subparsers(dest="command", required=True)
     models, datasets = ", ".join(model_names()), ", ".join(dataset_names())
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text + ".", formatter_class=_Help)
+        return sub.add_parser(name, help=text, description=text + ".", formatter_class=_Help, allow_abbrev=False)
 
     q = command("q", "P, and K and Q = K*M/P for subsets of a dataset")
     q.add_argument("--model", default="cnn-simple", help=f"The model whose parameters P are counted: {models}, or a "
@@ -228,22 +282,32 @@ def build_parser() -> argparse.ArgumentParser:
                      "already are loaded, not trained again.")
     run.set_defaults(func=cmd_run)
 
+    page = command("page", "run one notebook with papermill, its parameters checked before a kernel starts")
+    page.add_argument("notebook", help="The notebook, e.g. notebooks/study.ipynb (or its name, study).")
+    page.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                      help="A parameter of its parameters cell; lists as YAML, e.g. -p seeds '[0, 1, 2]' (default: "
+                      "the notebook's own values)")
+    page.add_argument("-o", "--output", help="Where the executed notebook goes (default: "
+                      "results/adhoc/NAME.ipynb of the repository)")
+    page.set_defaults(func=cmd_page)
+
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
     batch.add_argument("grid", help="The grid YAML file, e.g. grids/study.yaml.")
     batch.add_argument("--retry-failed", action="store_true", help="Rerun cells that failed before.")
     batch.add_argument("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
                        "start a local cluster)")
-    batch.add_argument("--worker-wait", type=float, default=60.0, help="Seconds to wait for a worker to join the "
+    batch.add_argument("--worker-wait", type=_seconds, default=60.0, help="Seconds to wait for a worker to join the "
                        "scheduler before giving up; with --scheduler only.")
     batch.add_argument("--workers", type=_positive_int, help="Local workers (default: one per GPU, else one per "
                        "core)")
-    batch.add_argument("--dry-run", action="store_true", help="List the cells and exit.")
+    batch.add_argument("--dry-run", action="store_true", help="List the cells, each marked done, failed or to do, "
+                       "and exit.")
     batch.set_defaults(func=cmd_batch)
 
     bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")
     _add_shared_options(bench, datasets, models)
     bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
-    bench.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
+    bench.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader worker processes.")
     bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
                        "bare step, loop and evaluation rates of every precision and memory-format variant.")
     bench.set_defaults(func=cmd_bench)

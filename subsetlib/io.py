@@ -8,8 +8,11 @@ No torch here: Dask workers unpickling ``batch.execute_cell`` import this module
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from subsetlib.errors import UserError
 
 
 def temporary_path(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
@@ -40,3 +43,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], suffix:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def check_writable(folder: str | os.PathLike, what: str = "results directory",
+                   fix: str = "choose a writable folder") -> Path:
+    """Fail early, with one line, when files could not be written there (the folder is created)."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UserError(f"{what} {path} is not writable ({err.strerror}): {fix}") from None
+    return path

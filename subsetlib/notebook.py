@@ -10,6 +10,8 @@ shown runs were made at in that box and prints the command that regenerates the 
 import ast
 import html
 import json
+import math
+import numbers
 import os
 import platform
 import shlex
@@ -17,11 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from subsetlib.errors import UserError, check_fraction, check_seed
+from subsetlib.io import check_writable
 from subsetlib.repo import REPO_ROOT, commit
 
 SMOKE_ENV = "SUBSETLIB_SMOKE"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BOX_ID = "subsetlib-provenance"
+RESULTS_DIR_FIX = "set the parameter results_dir to a writable folder (-p results_dir PATH)"
 _state: dict = {}
 
 
@@ -88,30 +92,77 @@ def _check_model(name: object) -> None:
 def _registry_checks() -> dict[str, object]:
     from subsetlib.registry import dataset_spec
     from subsetlib.studies import study_config
+    from subsetlib.train import check_precision
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction,
-            "study": study_config}
+            "precision": check_precision, "study": study_config}
 
 
-# parameters whose values name a registry entry or must pass a shared check; a list parameter is checked per item
-CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model", "seed": "seed",
-           "seeds": "seed", "speedrun_seeds": "seed", "fraction": "fraction", "fractions": "fraction",
-           "start_fraction": "fraction", "study_name": "study"}
+def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: float = math.inf):
+    """A check for numbers in (low, high) (or [low, high) with ``low_open=False``), finite; whole ones if asked."""
+    bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+    what = f"a whole number {bound}" if whole else f"a finite number {bound}"
+
+    def check(value: object) -> None:
+        ok = isinstance(value, numbers.Integral if whole else numbers.Real) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not (value > low if low_open else value >= low) or value > high:
+            raise UserError(f"must be {what} (got {value!r})")
+    return check
+
+
+COUNT, COUNT_OR_ZERO = _number_rule(0, whole=True), _number_rule(0, low_open=False, whole=True)
+RULES = {"dataset": "dataset", "model": "model", "seed": "seed", "fraction": "fraction", "precision": "precision",
+         "study": "study",
+         "count": COUNT, "count_or_zero": COUNT_OR_ZERO, "positive": _number_rule(0),
+         "not_negative": _number_rule(0, low_open=False), "growth": _number_rule(1),
+         "eval_dense": _number_rule(0, low_open=False, whole=True, high=20)}
+# which rule a parameter's values follow, by name: a list (or a mapping's values) is checked per item, None is "not
+# set"; any other number must be finite
+CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "models": "model", "model_names": "model",
+           "narrow_model": "model", "speedrun_model": "model", "seed": "seed", "seeds": "seed",
+           "speedrun_seeds": "seed", "switch_seeds": "seed", "fraction": "fraction", "fractions": "fraction",
+           "narrow_fractions": "fraction", "start_fraction": "fraction", "precision": "precision",
+           "precisions": "precision", "speedrun_precision": "precision", "threads": "count_or_zero",
+           "loop_workers": "count_or_zero", "eval_dense": "eval_dense", "lr": "positive", "speedrun_lr": "positive",
+           "eval_every": "positive", "target_qs": "positive", "tabular_qs": "positive", "target_fraction": "positive",
+           "tabular_target_fraction": "positive", "noise_levels": "not_negative",
+           "tabular_weight_decay": "not_negative", "growth": "growth", "growths": "growth",
+           "k_train": "count", "k_test": "count", "inputs": "count", "hidden": "count", "outputs": "count",
+           "tabular_hidden": "count", "study_name": "study"}
+COUNT_SUFFIXES = ("epochs", "steps", "iterations", "size", "sizes", "examples", "rounds")  # subset_steps, batch_size
+
+
+def _items(value: object) -> list:
+    if isinstance(value, dict):
+        return [item for v in value.values() for item in _items(v)]
+    return [item for v in value for item in _items(v)] if isinstance(value, list | tuple) else [value]
+
+
+def _rule(name: str):
+    if name in CHECKED:
+        rule = RULES[CHECKED[name]]
+        return _registry_checks()[rule] if isinstance(rule, str) else rule
+    return COUNT if name.endswith(COUNT_SUFFIXES) else None
 
 
 def check_parameter(name: str, value: object, default: object) -> None:
-    """One parameter value against its default's type and, for the names in ``CHECKED``, against the registries:
-    the same check whether the batch runner loads a grid or the notebook itself starts."""
+    """One parameter value against its default's type and the library's rule for it (``CHECKED``, or a count by
+    its name's ending): the same check whether the grid loader, the ``page`` command or the notebook itself asks."""
     if not _type_ok(default, value):
         raise UserError(f"parameter {name} must be {type(default).__name__} like its default {default!r} "
                         f"(got {value!r})")
-    if name in CHECKED:
-        check = _registry_checks()[CHECKED[name]]
-        for item in value if isinstance(value, list | tuple) else [value]:
+    rule = _rule(name)
+    for item in _items(value):
+        if item is None:
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UserError(f"parameter {name} must be a finite number (got {item!r})")
+        if rule is not None:
             try:
-                check(item)
+                rule(item)
             except UserError as err:
-                raise UserError(f"parameter {name}: {err}") from None
+                raise UserError(f"parameter {name}: {err}" if not str(err).startswith("must") else
+                                f"parameter {name} {err}") from None
 
 
 def end(namespace: dict) -> dict:
@@ -138,6 +189,7 @@ def end(namespace: dict) -> dict:
     _state.update(params=dict(params), injected=sorted(injected))
     if isinstance(params.get("results_dir"), str):  # relative to notebooks/, whatever the working directory
         params["results_dir"] = namespace["results_dir"] = str(results_path(params["results_dir"]))
+        check_writable(params["results_dir"], fix=RESULTS_DIR_FIX)  # before any training, not after it
     _show_box(_state["params"], injected)
     return params
 
@@ -188,6 +240,19 @@ def _show_box(params: dict, injected: set[str]) -> None:
     display(HTML(box_html(params, injected)), display_id=BOX_ID)
 
 
+def page_command(notebook: str, params: dict | None = None, injected: list[str] | None = None) -> str:
+    """The ``page`` command, run from the repository root, that regenerates this page with its own parameters:
+    text as it is, everything else as JSON (which the command reads as YAML)."""
+    params = _state.get("params", {}) if params is None else params
+    names = _state.get("injected", []) if injected is None else injected
+    parts = [f".venv/bin/python -m subsetlib page notebooks/{Path(notebook).stem}.ipynb"]
+    for key in names:
+        value = params[key]
+        text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+        parts.append(f"-p {key} {shlex.quote(text)}")
+    return " \\\n    ".join(parts)
+
+
 def rerun_command(notebook: str, params: dict | None = None, injected: list[str] | None = None) -> str:
     """The papermill command, run from the repository root, that regenerates this page with its own parameters.
 
@@ -229,7 +294,9 @@ def footer(notebook: str, runs=None) -> None:
         commits = [str(c)[:10] for c in runs["git_commit"].dropna().unique()]
         update_display(HTML(box_html(_state["params"], _state["injected"], commits)), display_id=BOX_ID)
     text = ["**Rerun this page.** From the repository root, after `bash scripts/setup.sh`; change any value to "
-            "explore (a changed parameter is trained anew, stored runs are loaded):", "",
+            "explore (a changed parameter is trained anew, stored runs are loaded). The `page` command checks the "
+            "values before it starts and writes `results/adhoc/<page>.ipynb`:", "",
+            "```bash", page_command(notebook), "```", "", "Or with plain papermill:", "",
             "```bash", "mkdir -p results/adhoc", rerun_command(notebook), "```"]
     batch = batch_command()
     if batch:

@@ -22,6 +22,7 @@ from subsetlib.errors import UserError, check_fraction
 from subsetlib.models import build_model
 from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
 from subsetlib.registry import DatasetSpec, dataset_spec
+from subsetlib.subsets import drawn_size
 from subsetlib.train import FlopMeter
 
 
@@ -44,16 +45,29 @@ def size_for_q(p: int, m: int, n: int, target_q: float, what: str, fix: str = "c
     return k
 
 
+def fraction_for_q(p: int, class_sizes: Sequence[int], target_q: float, what: str) -> tuple[float, int]:
+    """The one rule for a subset chosen by target Q, shared by ``q``, ``run``, the planner page and its calculator:
+    the fraction is the smallest k/N (k >= the smallest K with K·M/P >= target_q) whose stratified subset, drawn
+    as ``subsets.subset_indices`` draws it (round(fraction·N_c) of each class), holds at least that K; its K is
+    the size of that subset. Returns (fraction, K)."""
+    n, m = sum(class_sizes), len(class_sizes)
+    smallest = size_for_q(p, m, n, target_q, what)
+    k = smallest
+    while drawn_size(class_sizes, k / n) < smallest:  # per-class rounding can fall a few examples short
+        k += 1
+    return k / n, drawn_size(class_sizes, k / n)
+
+
 def subset_fraction(model: str, data: Dataset, fraction: float | None = None, target_q: float | None = None
                     ) -> float:
-    """The subset's fraction: ``fraction`` as given (it is part of the run id; the phase checks it), or the
-    smallest whose Q reaches ``target_q`` for this model."""
+    """The subset's fraction: ``fraction`` as given (it is part of the run id; the phase checks it), or the one
+    ``fraction_for_q`` gives for ``target_q``, from the data's own class sizes."""
     if (fraction is None) == (target_q is None):
         raise UserError("give exactly one of fraction or target_q for the subset")
     if fraction is not None:
         return fraction
-    n = len(data.y_train)
-    return size_for_q(parameter_count(model, data.spec), data.num_classes, n, target_q, data.name) / n
+    sizes = torch.bincount(data.y_train.cpu(), minlength=data.num_classes).tolist()
+    return fraction_for_q(parameter_count(model, data.spec), sizes, target_q, data.name)[0]
 
 
 def q_table(
@@ -74,8 +88,11 @@ def q_table(
         k = round(check_fraction(f) * n)
         rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": None})
     for q in target_qs:
-        k = min_subset_size(p, m, q)
-        rows.append({"fraction": k / n, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": q})
+        if min_subset_size(p, m, q) > n:  # not reachable: the K it would need
+            k, f = min_subset_size(p, m, q), min_subset_size(p, m, q) / n
+        else:
+            f, k = fraction_for_q(p, spec.class_sizes(), q, dataset)
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": q})
     table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
     table["feasible"] = table["K"] <= n
     return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_q", "feasible"]]
@@ -91,6 +108,7 @@ def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict
             model = meta_model(model_name, spec)  # FlopCounterMode counts on the meta device as on a real one
             rows.append({"model": model_name, "dataset": name, "dataset_title": spec.title,
                          "P": count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
+                         "class_sizes": list(spec.class_sizes()),
                          "flops_per_example": FlopMeter(model, spec.shape, spec.num_classes)(1)})
     return rows
 
@@ -102,6 +120,12 @@ _SCRIPT = """
   var field = function (name) { return root.querySelector('[name="' + name + '"]'); };
   var out = function (name, text) { root.querySelector('[data-out="' + name + '"]').textContent = text; };
   var whole = function (v) { return Math.round(v).toLocaleString('en-US'); };
+  // as Python's round (half to even) and planner.fraction_for_q: the stratified subset's K for a target Q
+  var roundEven = function (x) { var r = Math.round(x); return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r; };
+  var drawn = function (pair, f) { return pair.class_sizes.reduce(function (sum, c) {
+    return sum + Math.max(1, roundEven(f * c)); }, 0); };
+  var drawnForQ = function (pair, smallest) { var k = smallest;
+    while (drawn(pair, k / pair.N) < smallest) { k += 1; } return drawn(pair, k / pair.N); };
   var sig = function (v) { return Number(v.toPrecision(3)).toLocaleString('en-US', {maximumFractionDigits: 20}); };
   function update() {
     var model = field('model').value, dataset = field('dataset').value, mode = field('mode').value;
@@ -117,6 +141,7 @@ _SCRIPT = """
       k = Math.ceil(value * pair.P / pair.M - 1e-9);
       if (k > pair.N) { problem = 'Not reachable: Q ' + value + ' needs K = ' + whole(k) + ' examples, but the ' +
                                   'training set has ' + whole(pair.N) + '.'; }
+      else { k = drawnForQ(pair, k); }
     }
     out('P', whole(pair.P)); out('M', whole(pair.M)); out('N', whole(pair.N));
     out('problem', problem);

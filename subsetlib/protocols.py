@@ -62,8 +62,8 @@ class RunConfig:
 
     def __post_init__(self):
         check_whole_number(self.batch_size, "batch_size")
-        if not self.eval_every > 0:  # also NaN
-            raise UserError(f"eval_every must be > 0 epoch-equivalents (got {self.eval_every})")
+        if not 0 < self.eval_every < math.inf:  # also NaN
+            raise UserError(f"eval_every must be a finite number > 0 of epoch-equivalents (got {self.eval_every})")
         check_precision(self.precision)
         check_schedule(self.lr_schedule)
         if not isinstance(self.eval_dense, int) or not 0 <= self.eval_dense <= 20:
@@ -307,8 +307,8 @@ def growing_phases(start_fraction: float, growth: float, stage_epochs: int | Seq
                    ) -> list[Phase]:
     """f, growth·f, growth²·f, … capped at 1 (the last stage is the full set)."""
     check_fraction(start_fraction)
-    if not isinstance(growth, int | float) or not growth > 1:  # also NaN
-        raise UserError(f"growth must be a number > 1 (got {growth!r})")
+    if not isinstance(growth, int | float) or not 1 < growth < math.inf:  # also NaN
+        raise UserError(f"growth must be a finite number > 1 (got {growth!r})")
     stages = math.ceil(math.log(1 / start_fraction) / math.log(growth)) + 1
     if stages > MAX_STAGES:
         raise UserError(f"growth {growth} from fraction {start_fraction} needs {stages} stages: use a growth of at "

@@ -34,6 +34,11 @@ class DatasetSpec:
     about: str
     how_to_get: str
     torchvision: str | None = None  # the torchvision.datasets class that reads the same files, if any
+    train_class_sizes: tuple[int, ...] | None = None  # training examples per class; None: as many in each
+
+    def class_sizes(self) -> tuple[int, ...]:
+        """Training examples per class, as a stratified subset draws from them (K of a subset depends on them)."""
+        return self.train_class_sizes or (self.train_size // self.num_classes,) * self.num_classes
 
 
 MNIST_SHA256 = {
@@ -90,11 +95,15 @@ def _official(name: str, title: str, folder: str, tv: str, loader: Callable[[str
     return DatasetSpec(name=name, title=title, folder=folder, load=loader(how), how_to_get=how, torchvision=tv, **kw)
 
 
+MNIST_CLASS_SIZES = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)  # of train-labels-idx1-ubyte
+
+
 def _registry() -> dict[str, DatasetSpec]:
     specs = [
         _official("mnist", "MNIST", "MNIST", "MNIST", lambda how: idx_loader(MNIST_SHA256, how),
                   num_classes=10, shape=(1, 28, 28), train_size=60000, test_size=10000, mean=(0.1307,),
-                  std=(0.3081,), augment="translate", about="handwritten digits (LeCun et al.)"),
+                  std=(0.3081,), augment="translate", about="handwritten digits (LeCun et al.)",
+                  train_class_sizes=MNIST_CLASS_SIZES),
         _official("fashion-mnist", "Fashion-MNIST", "FashionMNIST", "FashionMNIST",
                   lambda how: idx_loader(FASHION_SHA256, how),
                   num_classes=10, shape=(1, 28, 28), train_size=60000, test_size=10000, mean=(0.2860,),

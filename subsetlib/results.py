@@ -12,7 +12,6 @@ leaves either the old file or the new one, never half of one.
 
 import os
 import platform
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import torch
 import subsetlib
 from subsetlib.data import Dataset, device_name
 from subsetlib.errors import UserError
-from subsetlib.io import atomic_write
+from subsetlib.io import atomic_write, check_writable
 from subsetlib.repo import commit, git
 
 TABLES = ("runs", "curves")
@@ -61,19 +60,6 @@ def provenance(data: Dataset) -> dict:
 
 def atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def check_writable(results_dir: str | os.PathLike, what: str = "results directory",
-                   fix: str = "pass another --results") -> Path:
-    """Fail early, with one line, when results could not be saved there."""
-    path = Path(results_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise UserError(f"{what} {path} is not writable ({err.strerror}): {fix}") from None
-    return path
 
 
 def save(result: RunResult, data: Dataset, results_dir: str | os.PathLike, started: datetime | None = None) -> str:

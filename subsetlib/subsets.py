@@ -2,6 +2,7 @@
 smaller stratified parts of a dataset that CPU-scale runs train on."""
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
@@ -20,6 +21,16 @@ def check_labels(labels: object) -> torch.Tensor:
     return labels.detach().cpu()
 
 
+def _taken(class_size: int, fraction: float) -> int:
+    """How many of a class (or of the whole set, unstratified) a subset of ``fraction`` holds."""
+    return max(1, round(fraction * class_size))
+
+
+def drawn_size(class_sizes: Sequence[int], fraction: float) -> int:
+    """K of the stratified subset of ``fraction`` of a set with these class sizes, without drawing it."""
+    return sum(_taken(size, fraction) for size in class_sizes)
+
+
 def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified: bool = True) -> torch.Tensor:
     """Indices of a reproducible subset of ``fraction`` of the examples, sorted.
 
@@ -32,12 +43,12 @@ def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified:
     gen = torch.Generator().manual_seed(seed)
     if not stratified:
         order = torch.randperm(len(labels), generator=gen)
-        return order[: max(1, round(fraction * len(labels)))].sort().values
+        return order[: _taken(len(labels), fraction)].sort().values
     chosen = []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
         order = members[torch.randperm(len(members), generator=gen)]
-        chosen.append(order[: max(1, round(fraction * len(members)))])
+        chosen.append(order[: _taken(len(members), fraction)])
     return torch.cat(chosen).sort().values
 
 
@@ -66,7 +77,8 @@ def reduced(data: Dataset, train_size: int, test_size: int, seed: int = 0) -> Da
     test = subset_of_size(data.y_test, test_size, seed)
     name = f"{data.name}-{len(train)}-{len(test)}"
     # a part is no longer what torchvision's class reads from the same files
-    spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test), torchvision=None)
+    spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test), torchvision=None,
+                   train_class_sizes=tuple(torch.bincount(data.y_train[train].cpu()).tolist()))
     root = f"{data.root} (stratified part: {len(train)} train, {len(test)} test examples, seed {seed})"
     t, s = train.to(data.device), test.to(data.device)
     return Dataset(spec, data.x_train[t], data.y_train[t], data.x_test[s], data.y_test[s], root)

@@ -87,8 +87,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def check_optimizer(name: str, lr: float) -> None:
-    if not lr > 0:  # also NaN
-        raise UserError(f"learning rate must be > 0 (got {lr})")
+    if not 0 < lr < math.inf:  # also NaN
+        raise UserError(f"learning rate must be a finite number > 0 (got {lr})")
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 

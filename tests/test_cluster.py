@@ -142,6 +142,7 @@ def test_killed_runner_on_an_external_cluster_runs_each_cell_once(tmp_path, clus
     assert marker.read_text().splitlines()[0].startswith("start") and marker.read_text().count("start") == 1
     assert marker.read_text().splitlines()[1:] == ["end"]
     assert "0 cells ran (0 failed), 1 skipped as already done" in out
+    assert "waiting for cell cell.ipynb: a runner killed earlier left it running on the cluster" in err
     states = list((tmp_path / "results" / "cells").glob("*.json"))
     assert len(states) == 1 and '"status": "done"' in states[0].read_text()
     assert [p.name for p in (tmp_path / "book").iterdir()] == ["cell.ipynb"]  # one result, no partial copy

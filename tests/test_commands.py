@@ -45,6 +45,10 @@ def how_to_check(command: str) -> str | None:
         sub = words[3]
         if sub == "q":
             return command
+        if sub == "page":  # smoke size on the synthetic data set
+            dataset = words.index("dataset") if "dataset" in words else None
+            return shlex.join(words[:dataset] + ["synthetic"] + words[dataset + 1:] if dataset else
+                              words + ["-p", "dataset", "synthetic"])
         if sub == "batch":
             return shlex.join([w for w in words if not w.startswith("--scheduler") and "HOST" not in w] + ["--dry-run"])
         if sub in ("run", "bench"):

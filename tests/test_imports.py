@@ -96,7 +96,7 @@ def test_the_module_table_lists_every_module_in_import_order():
 
 def test_torch_free_modules_import_without_torch():
     """Dask workers unpickle batch.execute_cell, and pages read the registry, without torch."""
-    free = ["errors", "io", "repo", "formats", "registry", "present", "batch"]
+    free = ["errors", "io", "repo", "formats", "registry", "present", "grids", "batch"]
     code = (f"import sys\nfor m in {free!r}:\n    __import__('subsetlib.' + m)\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True, text=True, timeout=120)

@@ -21,7 +21,7 @@ import torch
 import yaml
 from conftest import PYTHON, REAL_DATA, child_env, main_in_process, tiny_config, wait_for, write_notebook
 
-from subsetlib import batch, data, formats, protocols, q, results, subsets, train
+from subsetlib import batch, data, formats, grids, protocols, q, results, subsets, train
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 
@@ -77,9 +77,9 @@ BAD_FLAGS = {
                             ["--target-q does not apply to protocol growing (only to subset)"]),
     "unknown protocol": (["run", *SYN, "--protocol", "magic"], ["invalid choice: 'magic'", "conventional"]),
     "unknown optimizer": (["run", *SYN, "--optimizer", "rmsprop"], ["unknown optimizer 'rmsprop'", "adam, adamw, sgd"]),
-    "learning rate 0": (["run", *SYN, "--lr", "0"], ["learning rate must be > 0"]),
-    "learning rate NaN": (["run", *SYN, "--lr", "nan"], ["learning rate must be > 0 (got nan)"]),
-    "eval every 0": (["run", *SYN, "--eval-every", "0"], ["eval_every must be > 0"]),
+    "learning rate 0": (["run", *SYN, "--lr", "0"], ["learning rate must be a finite number > 0"]),
+    "learning rate NaN": (["run", *SYN, "--lr", "nan"], ["learning rate must be a finite number > 0 (got nan)"]),
+    "eval every 0": (["run", *SYN, "--eval-every", "0"], ["eval_every must be a finite number > 0"]),
     "unknown device": (["run", "--dataset", "synthetic", "--device", "tpu"], ["unknown device 'tpu'", "cpu"]),
     "missing GPU": (["run", "--dataset", "synthetic", "--device", "cuda:0"], ["no CUDA GPU is visible"]),
     "unknown flag": (["run", *SYN, "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
@@ -301,7 +301,7 @@ def api_calls(synthetic) -> dict:
         "Q inputs": lambda: q.overdetermination_ratio(10, 10, 0),
         "target Q": lambda: q.min_subset_size(100, 10, 0),
         "results table": lambda: results.load("results", table="run"),
-        "grid file": lambda: batch.load_grid("no-such-grid.yaml"),
+        "grid file": lambda: grids.load_grid("no-such-grid.yaml"),
     }
 
 
@@ -333,7 +333,7 @@ def api_calls_with_messages(synthetic) -> dict:
         "batch size 2.5": (lambda: protocols.RunConfig(batch_size=2.5),
                            "batch_size must be a whole number >= 1 (got 2.5)"),
         "growth NaN": (lambda: protocols.growing_phases(0.25, math.nan, 1, True),
-                       "growth must be a number > 1 (got nan)"),
+                       "growth must be a finite number > 1 (got nan)"),
         "growth barely above 1": (lambda: protocols.growing_phases(0.25, 1.0000001, 1, True),
                                   "growth 1.0000001 from fraction 0.25 needs 13862946 stages: use a growth of at "
                                   "least 1.022"),
@@ -377,8 +377,9 @@ def test_run_resuming_over_a_damaged_results_file_names_it_and_keeps_it(tmp_path
     rc, again, err = main_in_process(argv, capsys)
     assert rc == 0, err
     kept = summary.with_name(f"{summary.name}.damaged")
-    assert err.strip() == (f"subsetlib: warning: unreadable results file res/runs/{summary.name} moved to "
-                           f"{kept.name}; the run is made again")
+    assert err.strip().splitlines() == [f"subsetlib: warning: unreadable results file res/runs/{summary.name} "
+                                        f"moved to {kept.name}; the run is made again",
+                                        f"subsetlib: seed 0: trained: res/runs/{summary.name}"]
     assert kept.read_bytes() == b"PAR1 not really"  # kept, not overwritten
     assert json.loads(again)["run_id"] == json.loads(out)["run_id"] and len(results.load(tmp_path / "res")) == 1
 
@@ -390,7 +391,7 @@ def test_files_written_honour_the_umask(synthetic, tmp_path, monkeypatch):
     try:
         results.save(fake_run("r0", 0), synthetic, tmp_path / "res")
         notebook = write_notebook(tmp_path / "nb.ipynb")
-        cell = batch.Cell(0, str(notebook), str(tmp_path / "book" / "cell.ipynb"), {"epochs": 1}, "k0")
+        cell = grids.Cell(0, str(notebook), str(tmp_path / "book" / "cell.ipynb"), {"epochs": 1}, "k0")
         state = batch.execute_cell(cell, str(tmp_path / "res" / "cells" / "k0.json"))
         formats._write_cache(tmp_path / "cache" / "x.npz", (np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)), "d")
     finally:
