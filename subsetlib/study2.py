@@ -694,3 +694,16 @@ def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
                      f"({int(last['budget'].max())} → {2 * int(last['budget'].max())} epochs) the training loss "
                      f"still fell {low if low == high else f'{low}–{high}'} %")
     return "; ".join(parts) + "."
+
+
+def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str]) -> str:
+    """The front page's answer while study v2 runs: what the stored ladders say, and that no claim has a v2 verdict
+    until every run of a design is stored (the claims page gives the verdicts then)."""
+    planned = pairs[pairs["planned"]] if len(pairs) else pairs
+    conv = planned[planned["fraction"] >= 1] if len(planned) else planned
+    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
+    return (f"**At real minima, the answer is not in yet.** The first study's verdicts are withdrawn: its phases had "
+            f"not reached the minima its claims are about. Study v2 trains every phase to a minimum by a stated rule; "
+            f"{len(runs)} of its runs are stored so far, and {converged_seeds} conventional run"
+            f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule. "
+            + progress_sentence(pairs, titles))
