@@ -104,7 +104,9 @@ def _cell_lease(key: str) -> contextlib.AbstractContextManager:
 
 def execute_cell(cell: Cell, state_path: str, threads: int | None = None, seen: int | None = None) -> dict:
     """Run one cell with papermill (kernel python3) and record its state, unless its state has changed since the
-    runner saw it (``seen``, from ``_stamp``): then another task ran it meanwhile. Runs on a Dask worker."""
+    runner saw it (``seen``, from ``_stamp``): then another task ran it meanwhile. Runs on a Dask worker, whose
+    event loop would print a traceback when Ctrl-C closes the cluster under a held lease: that is not news."""
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     with _cell_lease(cell.key):
         if _stamp(Path(state_path)) != seen:
             return {**json.loads(Path(state_path).read_text()), "skipped": True}
@@ -247,7 +249,7 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             threads = threads if gpus else max(1, (os.cpu_count() or 1) // n_local)
             with _sigint_ignored():  # Ctrl-C reaches the runner only, which closes the cluster: one line, not 11
                 cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         for wave in sorted({c.wave for c in todo}):
             cells = {c.key: c for c in todo if c.wave == wave}
@@ -272,7 +274,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
                     report.failed_now += 1
                     say(f"failed: {Path(state['output']).name}: {state['error']}")
     except KeyboardInterrupt:
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # workers stopped mid-task would say so
+        for name in ("distributed", "tornado"):  # workers stopped mid-task, and lock leases refreshed while closing,
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # would say so in tracebacks of their own
         raise
     finally:
         bar.close()

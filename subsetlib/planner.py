@@ -121,7 +121,8 @@ _SCRIPT = """
   var out = function (name, text) { root.querySelector('[data-out="' + name + '"]').textContent = text; };
   var whole = function (v) { return Math.round(v).toLocaleString('en-US'); };
   // as Python's round (half to even) and planner.fraction_for_q: the stratified subset's K for a target Q
-  var roundEven = function (x) { var r = Math.round(x); return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r; };
+  var roundEven = function (x) {
+    var r = Math.round(x); return (Math.abs(x %% 1) === 0.5 && r %% 2 !== 0) ? r - 1 : r; };
   var drawn = function (pair, f) { return pair.class_sizes.reduce(function (sum, c) {
     return sum + Math.max(1, roundEven(f * c)); }, 0); };
   var drawnForQ = function (pair, smallest) { var k = smallest;

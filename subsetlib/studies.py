@@ -61,6 +61,17 @@ STUDIES = {
     "study-cifar": StudyConfig(
         datasets=("cifar10-jpeg",), model="cifar-cpu", seeds=(0, 1, 2), fractions=(1 / 2, 1 / 4, 1 / 16),
         conventional_epochs=15, subset_steps=800, finetune_epochs=3, augment=True, eval_train_examples=2000),
+    # grids/paper.yaml (for a GPU): the same plan at a paper-like budget, with and without augmentation
+    **{f"paper{suffix}": StudyConfig(
+        datasets=("mnist", "fashion-mnist"), model="cnn-simple", seeds=(0, 1, 2, 3, 4),
+        fractions=(1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256), conventional_epochs=100,
+        subset_steps=20000, finetune_epochs=20, augment=augment, precision="bf16", eval_train_examples=10000)
+       for suffix, augment in (("", False), ("-augment", True))},
+    **{f"paper-cifar{suffix}": StudyConfig(
+        datasets=("cifar10-jpeg", "cifar10", "cifar100"), model="vgg-small", seeds=(0, 1, 2, 3, 4),
+        fractions=(1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32), conventional_epochs=100, subset_steps=20000,
+        finetune_epochs=20, augment=augment, precision="bf16", eval_train_examples=10000)
+       for suffix, augment in (("", False), ("-augment", True))},
     # SMOKE mode (CI): the synthetic set, one seed, a few steps
     "smoke": StudyConfig(
         datasets=("synthetic",), model="cnn-simple", seeds=(0,), fractions=(0.5, 0.125), conventional_epochs=2,

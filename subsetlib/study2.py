@@ -673,7 +673,10 @@ WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-s
 
 
 def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
-    """While the grid runs: every budget-doubling pair stored so far, per dataset (no training, no verdicts)."""
+    """While the grid runs: every budget-doubling pair stored so far, per dataset (no training, no verdicts). Only
+    study v2's runs count (cosine schedule, its protocols), whatever else the folder holds."""
+    schedule = runs["lr_schedule"] if "lr_schedule" in runs else pd.Series("constant", index=runs.index)
+    runs = runs[(schedule == "cosine") & runs["protocol"].isin(["conventional", "subset", "subset-phase"])]
     frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules,
                       DESIGNS[dataset].max_doublings if dataset in DESIGNS else None).assign(dataset=dataset)
               for dataset, r in runs.groupby("dataset", sort=False)]
@@ -697,11 +700,13 @@ def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
 
 
 def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str]) -> str:
+    if pairs.empty:
+        return ("**At real minima, the answer is not in yet.** The first study's verdicts are withdrawn: its phases "
+                "had not reached the minima its claims are about. No budget-doubling pair of study v2 is stored yet.")
     """The front page's answer while study v2 runs: what the stored ladders say, and that no claim has a v2 verdict
     until every run of a design is stored (the claims page gives the verdicts then)."""
-    planned = pairs[pairs["planned"]] if len(pairs) else pairs
-    conv = planned[planned["fraction"] >= 1] if len(planned) else planned
-    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
+    conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)]
+    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum())
     return (f"**At real minima, the answer is not in yet.** The first study's verdicts are withdrawn: its phases had "
             f"not reached the minima its claims are about. Study v2 trains every phase to a minimum by a stated rule; "
             f"{len(runs)} of its runs are stored so far, and {converged_seeds} conventional run"

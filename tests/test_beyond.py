@@ -14,7 +14,7 @@ from subsetlib import second_order as so
 from subsetlib import teacher as T
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
-from subsetlib.train import FlopMeter, Ledger
+from subsetlib.train import FlopMeter, Ledger, resolve_numerics
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,9 @@ def _lbfgs_phase(small, iterations: int, chunk_size: int):
     ledger, flops = Ledger(), FlopMeter(model, small.spec.shape, 10)
     counter.calls = counter.examples = 0  # FlopMeter probes a deep copy; only the real model counts from here on
     phase = protocols.Phase("lbfgs", 0.2, iterations)
-    ctx = protocols.PhaseContext(model, None, small, indices, phase, cfg, None, ledger, flops, [], lambda: None)
+    numerics = resolve_numerics(cfg.precision, cfg.channels_last, small.device)
+    ctx = protocols.PhaseContext(model, None, small, indices, phase, cfg, None, ledger, flops, numerics, [],
+                                 lambda: None)
     info = so.lbfgs_trainer(chunk_size=chunk_size)(ctx)
     return model, counter, ledger, flops, info, len(indices)
 

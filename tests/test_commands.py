@@ -47,7 +47,7 @@ def how_to_check(command: str) -> str | None:
             return command
         if sub == "page":  # smoke size on the synthetic data set
             dataset = words.index("dataset") if "dataset" in words else None
-            return shlex.join(words[:dataset] + ["synthetic"] + words[dataset + 1:] if dataset else
+            return shlex.join(words[:dataset + 1] + ["synthetic"] + words[dataset + 2:] if dataset else
                               words + ["-p", "dataset", "synthetic"])
         if sub == "batch":
             return shlex.join([w for w in words if not w.startswith("--scheduler") and "HOST" not in w] + ["--dry-run"])

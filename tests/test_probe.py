@@ -271,10 +271,10 @@ def test_probe_dry_run_marks_the_cells_that_are_done(tmp_path, capsys):
 
 
 def test_probe_bench_says_what_it_times(monkeypatch, capsys):
-    from subsetlib import bench
+    from subsetlib import bench_loader
 
-    monkeypatch.setattr(bench, "compare_loops", lambda **kw: {"stopped": "here"})  # the timing itself is bench's
-    monkeypatch.setattr(bench, "format_report", lambda result: "report")
+    monkeypatch.setattr(bench_loader, "compare_loops", lambda **kw: {"stopped": "here"})  # the timing is bench's
+    monkeypatch.setattr(bench_loader, "format_report", lambda result: "report")
     rc, out, err = main_in_process(["bench", *SYN, "--steps", "7"], capsys)
     assert rc == 0 and out == "report\n"
     assert "timing the GPU-resident loop, then a DataLoader loop, 7 steps each" in err

@@ -64,7 +64,7 @@ BAD_FLAGS = {
     "batch larger than subset": (["run", *SYN, "--protocol", "subset", "--fraction", "0.1", "--batch-size", "300"],
                                  ["batch size 300 exceeds the 200 examples of the subset"]),
     "batch larger than Q subset": (["run", *SYN, "--protocol", "subset", "--target-q", "0.5", "--batch-size", "1500"],
-                                   ["exceeds the 1198 examples of the subset"]),
+                                   ["exceeds the 1200 examples of the subset"]),
     "target Q 0": (["run", *SYN, "--protocol", "subset", "--target-q", "0"], ["target Q must be a number > 0"]),
     "target Q negative": (["run", *SYN, "--protocol", "subset", "--target-q", "-2"], ["target Q", "(got -2.0)"]),
     "target Q NaN": (["run", *SYN, "--protocol", "subset", "--target-q", "nan"], ["target Q", "(got nan)"]),
