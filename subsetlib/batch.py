@@ -249,7 +249,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             threads = threads if gpus else max(1, (os.cpu_count() or 1) // n_local)
             with _sigint_ignored():  # Ctrl-C reaches the runner only, which closes the cluster: one line, not 11
                 cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0",  # any free port: two runners never collide
+                                       silence_logs=logging.ERROR)
             client = Client(cluster)
         for wave in sorted({c.wave for c in todo}):
             cells = {c.key: c for c in todo if c.wave == wave}

@@ -11,24 +11,21 @@ from pathlib import Path
 from subsetlib.errors import UserError, check_seed
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``, refused in one line otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {'> 0' if minimum == 1 else f'>= {minimum}'} (got {value})")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {value})")
-    return value
+_positive_int, _non_negative_int = _whole_number(1), _whole_number(0)
 
 
 def _seconds(text: str) -> float:

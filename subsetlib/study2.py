@@ -712,3 +712,15 @@ def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, st
             f"{len(runs)} of its runs are stored so far, and {converged_seeds} conventional run"
             f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule. "
             + progress_sentence(pairs, titles))
+
+
+def page(dataset: str, device: str, results_dir: str) -> dict:
+    """What an analysis page of study v2 starts with: the threads, the dataset's design, its analysis from the stored
+    runs, and the dataset's title."""
+    from subsetlib import data
+    from subsetlib.present import dataset_title
+    from subsetlib.train import set_threads
+
+    set_threads()
+    d = design(dataset)
+    return {**load(data.load(d.dataset, device=device), d, results_dir), "title": dataset_title(d.dataset)}
