@@ -693,8 +693,8 @@ def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
         last = arm[arm["planned"]].sort_values("budget").groupby("seed").tail(1)
         low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
         parts.append(f"{titles.get(dataset, dataset)}, {model}: {int(arm.groupby('seed')['converged'].any().sum())} "
-                     f"of {arm['seed'].nunique()} seeds converged so far; at the last doubling stored "
-                     f"({int(last['budget'].max())} → {2 * int(last['budget'].max())} epochs) the training loss "
+                     f"of {arm['seed'].nunique()} seeds converged so far; at each seed's last doubling stored (up to "
+                     f"{int(last['budget'].max())} → {2 * int(last['budget'].max())} epochs) the training loss "
                      f"still fell {low if low == high else f'{low}–{high}'} %")
     return "; ".join(parts) + "."
 
