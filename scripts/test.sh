@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then  # the book test screenshots pages in headless Chromium
+# The book test screenshots pages in headless Chromium; chromium-headless-shell lays them out at a phone's 390 px too
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromium-headless-shell >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"
+    (apt-get update -qq && apt-get install -y -qq chromium chromium-headless-shell >/dev/null) \
+      || echo "could not install chromium"
   fi
 fi
 .venv/bin/ruff check .

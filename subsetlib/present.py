@@ -1,16 +1,29 @@
-"""How every page shows figures and tables, so that they are legible in the book's column at 1280 px.
+"""How every page shows figures and tables, so that they are legible in the book's column at 1280 px and at 390 px.
 
 Figures are drawn at the column's width and shown at their natural size as SVG with a real ``<figcaption>`` under
-them (``show``); tables keep only the columns a reader needs, under human headers with units, with integers as
-integers and "not reached" spelled out (``table``). Colours belong to arms, not to the position of a line in one
-plot, so 1/16 has the same colour on every page (``arm_color``).
+them (``show``), with a second rendering, panels stacked, for phone-width columns; tables keep only the columns a
+reader needs, under human headers with units, with integers as integers and "not reached" spelled out (``table``).
+Colours belong to arms, not to the position of a line in one plot, so 1/16 has the same colour on every page
+(``arm_color``). Every figure and table carries its sources under it: the notebook cell that made it, the runs it
+shows (linked to the provenance page), the commit, and its numbers as a CSV written by the same call.
 """
 
 import base64
+import contextlib
 import html
 import io
+import json
+import logging
 import math
-from collections.abc import Mapping
+import numbers
+import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
@@ -18,13 +31,23 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from pandas.io.formats.style import Styler
 
+from subsetlib.notebook import NOTEBOOKS, smoke
 from subsetlib.registry import DATASETS
+from subsetlib.repo import REPO_ROOT, commit
 
-COLUMN_INCHES = 7.0
+COLUMN_INCHES = 6.8  # 653 px: shown unscaled in the 660-px figure column of a 1280-px window
+NARROW_INCHES = 3.4  # the phone rendering: 326 px, the figure column of a 390-px screen, so it is not shrunk
+NARROW_BELOW_PX = 720  # windows narrower than this (phones) get it: their column would shrink the wide one
 DPI = 100
-FONT_PT = 10  # the SVG is shown at its natural size, so this is the size a reader sees
+FONT_PT = 11  # the SVG is shown at its natural size, so this is the size a reader sees (14.7 px)
+SMALL_PT = 10  # tick labels and legends: 13.3 px, 83 % of the book's 16-px body text
 MAX_COLUMNS = 2
+EXPERIMENT_PAGES = "book/experiments/profile"  # where experiment pages sit in the built book (any profile)
+FRONT_PAGE = "book"  # the folder of the front page, book/intro.md
+PROVENANCE_PAGE = "book/experiments/study/99-provenance.html"
+DATA_COLUMNS = ("run_id", "seed", "arm")  # what every row of a figure's CSV says about where it came from
 
 CONVENTIONAL = "#000000"
 OTHER = "#8c8c8c"
@@ -39,8 +62,9 @@ def style() -> None:
     """Set matplotlib's defaults once for every figure in the book (idempotent)."""
     mpl.rcParams.update({
         "figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (COLUMN_INCHES, 3.2),
-        "font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT_PT, "xtick.labelsize": 9,
-        "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": FONT_PT,
+        "font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT_PT, "xtick.labelsize": SMALL_PT,
+        "ytick.labelsize": SMALL_PT, "legend.fontsize": SMALL_PT, "legend.title_fontsize": SMALL_PT,
+        "figure.titlesize": FONT_PT,
         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
         "axes.formatter.min_exponent": 4, "axes.formatter.useoffset": False,
         "svg.fonttype": "path", "svg.hashsalt": "subsetlib",  # stable ids, so a re-rendered page only differs in data
@@ -124,39 +148,241 @@ def palette(runs: pd.DataFrame, label: str = "arm") -> dict[str, str]:
             for name, protocol, fraction, growth in keyed}
 
 
-def show(fig: Figure, caption: str) -> None:
+def show(fig: Figure, caption: str, data: pd.DataFrame | None = None, front_page: bool = False) -> str | None:
     """Display ``fig`` as an SVG at its natural size with ``caption`` under it as a ``<figcaption>``, then close it.
 
     The one way notebooks show a figure: the caption can say what the data are (scale, seeds), which a static
     cell-metadata caption cannot, and it is text a reader can select and search, not pixels in the image.
+    ``data``, the tidy table of the plotted points (one row per point, with ``run_id``, ``seed`` and ``arm``), becomes
+    the figure's CSV and its list of runs, from this same call, so the two cannot disagree.
+
+    A plotted line or point set that lies wholly outside the axes' limits, or a caption whose count of seeds or runs
+    disagrees with ``data``, raises ValueError in smoke and test runs; in a full run the caption says so instead, so
+    that an hours-long grid still renders its page.
+
+    With ``front_page``, also returns the same figure as HTML whose links work from the book's front page, for the
+    claims page to write into the front page's generated answer (an HTML block in Markdown).
     """
     from IPython.display import HTML, display
 
-    display(HTML(figure_html(fig, caption)))
+    problems = hidden_artists(fig) + caption_problems(caption, data)
+    if problems and (smoke() or "PYTEST_CURRENT_TEST" in os.environ):
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        raise ValueError("figure defect: " + "; ".join(problems))
+    if problems:
+        caption += " [Check: " + "; ".join(problems) + ".]"
+    source = drawing_cell()
+    if data is not None:
+        _check_data(data)
+    rendered = _render(fig)
+    display(HTML(_figure_markup(rendered, caption, data, source, EXPERIMENT_PAGES)))
+    return _figure_markup(rendered, caption, data, source, FRONT_PAGE) if front_page else None
 
 
-def figure_html(fig: Figure, caption: str) -> str:
-    """The ``<figure>`` that ``show`` displays (separate so that it can be tested without IPython)."""
-    import matplotlib.pyplot as plt
+def _text_px(fig: Figure) -> float:
+    """The smallest text in ``fig``, in CSS pixels at the figure's natural size."""
+    from matplotlib.text import Text
 
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return round(min(sizes, default=FONT_PT) * 4 / 3, 1)
+
+
+def _svg(fig: Figure) -> tuple[str, int, float]:
+    """(base64 SVG, natural width in CSS pixels, smallest text in CSS pixels) of ``fig`` as it is now."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return base64.b64encode(buffer.getvalue().encode()).decode(), round(fig.get_figwidth() * 96), _text_px(fig)
+
+
+def _narrow(fig: Figure) -> None:
+    """Re-lay ``fig`` for a phone's column: panels of one row stacked in one column, ``NARROW_INCHES`` wide, every
+    panel keeping its tick labels; the text keeps its size in points, so it is larger relative to the figure."""
+    panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+    width, height = fig.get_size_inches()
+    rows = {ax.get_subplotspec().rowspan.start for ax in panels}
+    if len(panels) > 1 and len(rows) == 1:
+        grid = fig.add_gridspec(len(panels), 1)
+        for i, ax in enumerate(sorted(panels, key=lambda a: a.get_subplotspec().colspan.start)):
+            ax.set_subplotspec(grid[i])
+            ax.tick_params(labelleft=True, labelbottom=True)
+        height *= len(panels)  # each panel keeps its height: a long axis label still fits beside it
+    fig.set_size_inches(NARROW_INCHES, height)
+
+
+def figure_html(fig: Figure, caption: str, data: pd.DataFrame | None = None,
+                source: tuple[str, int] | None = None) -> str:
+    """The ``<figure>`` that ``show`` displays (separate so that it can be tested without IPython): the column-wide
+    SVG, the narrow SVG for phone-width columns, the caption and, under it, the source line (``source_html``).
+
+    The ``<img>`` carries the smallest text size of each rendering (``data-text-px``, ``data-narrow-text-px``) so that
+    the book's browser check can measure the text a reader sees at any width."""
+    if data is not None:
+        _check_data(data)
+    return _figure_markup(_render(fig), caption, data, source, EXPERIMENT_PAGES)
+
+
+def _render(fig: Figure) -> tuple[str, int, float, str, float]:
+    """(wide SVG, its width in CSS pixels, its smallest text in pixels, narrow SVG, its smallest text); closes
+    ``fig``."""
+    import matplotlib.pyplot as plt
+
+    wide, width, wide_px = _svg(fig)
+    _narrow(fig)
+    narrow, _, narrow_px = _svg(fig)
     plt.close(fig)
-    svg = base64.b64encode(buffer.getvalue().encode()).decode()
-    width = round(fig.get_figwidth() * 72 * 4 / 3)  # SVG points to CSS pixels
+    return wide, width, wide_px, narrow, narrow_px
+
+
+def _figure_markup(rendered: tuple[str, int, float, str, float], caption: str, data: pd.DataFrame | None,
+                   source: tuple[str, int] | None, page: str) -> str:
+    wide, width, wide_px, narrow, narrow_px = rendered
     text = html.escape(caption)
-    return (f'<figure class="subsetlib-figure" style="margin:0 0 1em 0;max-width:100%">'
-            f'<img src="data:image/svg+xml;base64,{svg}" alt="{text}" width="{width}" '
-            f'style="max-width:100%;height:auto">'
-            f'<figcaption style="font-size:0.9em;margin-top:0.3em">{text}</figcaption></figure>')
+    return (f'<figure class="subsetlib-figure" style="margin:0 0 1em 0;max-width:100%"><picture>'
+            f'<source media="(max-width: {NARROW_BELOW_PX}px)" srcset="data:image/svg+xml;base64,{narrow}">'
+            f'<img src="data:image/svg+xml;base64,{wide}" alt="{text}" width="{width}" data-text-px="{wide_px}" '
+            f'data-narrow-text-px="{narrow_px}" style="max-width:100%;height:auto"></picture>'
+            f'<figcaption style="margin-top:0.3em">{text}{source_html(data, source, "figure", page)}</figcaption>'
+            f'</figure>')
+
+
+def hidden_artists(fig: Figure) -> list[str]:
+    """Lines and point sets with data none of which lies inside their axes' limits: an arm the reader is told about
+    (in a legend or caption) but cannot see, e.g. after a y-range chosen for other arms."""
+    from matplotlib.collections import PathCollection
+
+    hidden = []
+    for number, ax in enumerate(fig.axes, start=1):
+        ax.get_xlim(), ax.get_ylim()  # settle autoscaling before the transforms are read
+        to_axes = ax.transAxes.inverted()
+        for artist in [*ax.lines, *(c for c in ax.collections if isinstance(c, PathCollection))]:
+            if isinstance(artist, PathCollection):
+                points, transform = artist.get_offsets(), artist.get_offset_transform()
+            else:
+                points, transform = artist.get_xydata(), artist.get_transform()
+            points = np.asarray(points, dtype=float).reshape(-1, 2)
+            points = points[np.isfinite(points).all(axis=1)]
+            if not artist.get_visible() or len(points) == 0:
+                continue
+            where = to_axes.transform(transform.transform(points))
+            inside = ((where >= -1e-6) & (where <= 1 + 1e-6)).all(axis=1)
+            if not inside.any():
+                label = artist.get_label()
+                name = label if label and not label.startswith("_") else f"a line ({_colour(artist)})"
+                hidden.append(f"{name} lies outside the axes' limits of panel {number}")
+    return hidden
+
+
+def _colour(artist) -> str:
+    colour = artist.get_color() if hasattr(artist, "get_color") else artist.get_facecolor()
+    colour = np.asarray(colour, dtype=float).reshape(-1)[:4] if not isinstance(colour, str) else colour
+    return colour if isinstance(colour, str) else mpl.colors.to_hex(colour)
+
+
+def runs_text(data: pd.DataFrame) -> str:
+    """'35 runs (7 arms × 5 seeds)' from the plotted data: the words a caption should use for what it shows, so
+    that they are counted, not typed. Arms with different numbers of seeds say so ('… 1 to 5 seeds per arm')."""
+    _check_data(data)
+    runs = data.drop_duplicates("run_id")
+    per_arm = runs.groupby("arm")["seed"].nunique()
+    arms = len(per_arm)
+    seeds = (f"{per_arm.iloc[0]} seed{'s' if per_arm.iloc[0] != 1 else ''}" if per_arm.nunique() == 1
+             else f"{per_arm.min()} to {per_arm.max()} seeds per arm")
+    return f"{len(runs)} run{'s' if len(runs) != 1 else ''} ({arms} arm{'s' if arms != 1 else ''} × {seeds})"
+
+
+_COUNTS = re.compile(r"\b(\d+)\s+(seeds?|runs?)\b")
+
+
+def caption_problems(caption: str, data: pd.DataFrame | None) -> list[str]:
+    """Counts of seeds or runs in ``caption`` that ``data`` contradicts ('5 seeds' over the runs of 3 seeds). A
+    count of seeds must match the number of seeds of some arm; a count of runs the number of runs."""
+    if data is None:
+        return []
+    _check_data(data)
+    runs = data.drop_duplicates("run_id")
+    seeds_per_arm = set(runs.groupby("arm")["seed"].nunique()) | {runs["seed"].nunique()}
+    problems = []
+    for number, what in _COUNTS.findall(caption):
+        if what.startswith("seed") and int(number) not in seeds_per_arm:
+            problems.append(f"the caption says {number} {what}, the data have {sorted(seeds_per_arm)}")
+        if what.startswith("run") and int(number) != len(runs):
+            problems.append(f"the caption says {number} {what}, the data have {len(runs)}")
+    return problems
+
+
+def _check_data(data: pd.DataFrame) -> None:
+    missing = [c for c in DATA_COLUMNS if c not in data.columns]
+    if missing:
+        raise ValueError(f"a figure's data need the columns {list(DATA_COLUMNS)} (one row per plotted point); "
+                         f"missing {missing}: add them before present.show")
+
+
+@cache
+def _notebook_cells(path: str) -> list[str]:
+    cells = json.loads((NOTEBOOKS / path).read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]).strip() if c["cell_type"] == "code" else "" for c in cells]
+
+
+def drawing_cell() -> tuple[str, int] | None:
+    """(source notebook under ``notebooks/``, 1-based cell number) of the cell now running, found by its code among
+    the source notebooks; None outside IPython or for code that no source notebook holds (an edited copy)."""
+    try:
+        from IPython import get_ipython
+
+        code = get_ipython().user_ns["In"][-1].strip()
+    except (ImportError, AttributeError, KeyError, IndexError):
+        return None
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        cells = _notebook_cells(path.name)
+        if code and code in cells:
+            return path.name, cells.index(code) + 1
+    return None
+
+
+def csv_link(data: pd.DataFrame, name: str) -> str:
+    """A link that downloads ``data`` as ``name`` (CSV), with the CSV inside the link: the page carries its numbers,
+    whatever folder the book is copied to."""
+    payload = base64.b64encode(data.to_csv(index=False).encode()).decode()
+    return f'<a class="subsetlib-csv" download="{html.escape(name)}" href="data:text/csv;base64,{payload}">CSV</a>'
+
+
+def run_links(run_ids, page: str = EXPERIMENT_PAGES) -> str:
+    """Each run id linked to its row on the provenance page (relative to ``page``'s folder), folded under a count."""
+    ids = list(dict.fromkeys(str(r) for r in run_ids))
+    target = os.path.relpath(PROVENANCE_PAGE, page)
+    links = ", ".join(f'<a href="{target}#run-{html.escape(r)}"><code>{html.escape(r)}</code></a>' for r in ids)
+    return f"<details><summary>{len(ids)} run{'s' if len(ids) != 1 else ''}</summary>{links}</details>"
+
+
+def source_html(data: pd.DataFrame | None, source: tuple[str, int] | None, kind: str, page: str = EXPERIMENT_PAGES
+                ) -> str:
+    """The small line under a figure or table: the notebook cell that made it (linked to the source file in the
+    repository, from the book as built there), the commit, the CSV of its numbers and the runs it shows (linked to
+    the provenance page); links relative to ``page``, the folder of the page that shows it."""
+    parts = []
+    if source is not None:
+        notebook, cell = source
+        href = os.path.relpath(NOTEBOOKS / notebook, REPO_ROOT / "_build" / "html" / page)
+        parts.append(f'<a href="{html.escape(href)}"><code>notebooks/{html.escape(notebook)}</code></a>, cell {cell}')
+    parts.append(f"commit <code>{commit(10)}</code>")
+    if data is not None:
+        stem = f"{Path(source[0]).stem}-cell{source[1]}-" if source else ""
+        parts.append(csv_link(data, f"{stem}{kind}.csv"))
+    runs = run_links(data["run_id"].dropna(), page) if data is not None and "run_id" in data else ""
+    return (f'<div class="subsetlib-source">'
+            f"Source: {' · '.join(parts)}{runs}</div>")
 
 
 def mean_std(mean: float, std: float, digits: int) -> str:
-    """'98.9 ± 0.1'; a std that does not exist (one seed) is '–', a missing mean is ''."""
+    """'98.9 ± 0.1' with non-breaking spaces (a table cell never wraps inside it); one seed, whose spread does not
+    exist, is the value alone with 'n = 1'; a missing mean is ''."""
     if mean is None or pd.isna(mean):
         return ""
-    spread = "–" if std is None or pd.isna(std) else f"{std:.{digits}f}"
-    return f"{mean:.{digits}f} ± {spread}"
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}\u00a0(n\u00a0=\u00a01)"
+    return f"{mean:.{digits}f}\u00a0±\u00a0{std:.{digits}f}"
 
 
 def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float = 1.0, missing: str = ""
@@ -174,18 +400,28 @@ def _significant(value: float, figures: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def _whole(values: pd.Series) -> bool:
-    numbers = pd.to_numeric(values.dropna(), errors="coerce")
-    if values.dtype == bool or numbers.isna().any() or numbers.empty:
+def _numbers(values: pd.Series) -> bool:
+    """Whether a column holds numbers: a numeric dtype, or objects that are all real numbers (a pivot's leftovers)."""
+    if values.dtype == bool:
         return False
-    return bool(pd.api.types.is_integer_dtype(values) or (numbers == numbers.round()).all())
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    present_ = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(present_) and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in present_)
+
+
+def _whole(values: pd.Series) -> bool:
+    numbers_ = pd.to_numeric(values.dropna(), errors="coerce")
+    if values.dtype == bool or numbers_.isna().any() or numbers_.empty:
+        return False
+    return bool(pd.api.types.is_integer_dtype(values) or (numbers_ == numbers_.round()).all())
 
 
 def format_column(values: pd.Series, digits: int | None = None, missing: str = "not reached") -> list[str]:
     """Text for one column: a column of whole numbers as integers with thousands separators (even when ``digits`` is
-    given: 2 and 16, not 2.000 and 16.000), other floats to ``digits`` decimals (default three significant figures),
-    NaN as ``missing``, text and booleans as they are."""
-    numeric = pd.api.types.is_numeric_dtype(values) and values.dtype != bool
+    given: 2 and 16, not 2.000 and 16.000; and 315, not 315.0), other floats to ``digits`` decimals (default three
+    significant figures), NaN as ``missing``, text and booleans as they are."""
+    numeric = _numbers(values)
     whole = numeric and _whole(values)  # a column of whole numbers prints as integers, whatever `digits` says
     out = []
     for v in values:
@@ -202,37 +438,143 @@ def format_column(values: pd.Series, digits: int | None = None, missing: str = "
     return out
 
 
+_NUMBER = r"[−+-]?\d[\d,]*(?:\.\d+)?(?:\s?[%×])?"
+NUMBER_TEXT = re.compile(rf"{_NUMBER}(?:\s±\s{_NUMBER})?(?:\s\(n\s=\s\d+\))?")
+NO_SPREAD = re.compile(r"±\s*(?:–|-|nan)?\s*(?:$|\()")
+
+
+def is_number_text(text: str) -> bool:
+    """Whether a cell's text is a number ('1,500', '98.9 ± 0.1', '3.9×', '1.02 (n = 1)'): right-aligned and never
+    broken across lines."""
+    return bool(NUMBER_TEXT.fullmatch(text.strip()))
+
+
 TABLE_STYLES = [
-    {"selector": "", "props": "font-size:0.85em;border-collapse:collapse;max-width:100%;margin-bottom:1em"},
+    {"selector": "", "props": "font-size:0.85em;border-collapse:collapse;margin-bottom:0"},
     {"selector": "th", "props": "white-space:normal;vertical-align:bottom;text-align:right;padding:2px 6px;"
                                 "border-bottom:1px solid #999;font-weight:600"},
     {"selector": "td", "props": "white-space:nowrap;text-align:right;padding:2px 6px"},
-    {"selector": "td:first-child, th:first-child", "props": "text-align:left;white-space:normal"},
 ]
+TEXT_COLUMN = "text-align:left;white-space:normal;min-width:6em"
+
+
+class Table(Styler):
+    """A pandas Styler that renders inside a horizontally scrolling box (a wide table scrolls within the column,
+    never cut off) with its sources under it (``source_html``: the CSV of its columns, the runs), and, given anchor
+    ids, each body row with its id so that other pages can link to a row."""
+
+    csv: pd.DataFrame | None = None
+    source: tuple[str, int] | None = None
+    row_ids: list[str] | None = None
+
+    def to_html(self, *args, **kwargs):
+        text = super().to_html(*args, **kwargs)
+        if text is None:  # written to a buffer: as pandas does
+            return None
+        if self.row_ids is not None:
+            head, tbody, body = text.partition("<tbody>")
+            ids = iter(self.row_ids)
+            text = head + tbody + re.sub(r"<tr>", lambda _: f'<tr id="{html.escape(next(ids))}">', body)
+        return (f'<div class="subsetlib-table-box" style="max-width:100%;overflow-x:auto">{text}</div>'
+                + source_html(self.csv, self.source, "table"))
 
 
 def table(df: pd.DataFrame, columns: Mapping[str, str], *, digits: Mapping[str, int] | None = None,
-          missing: str | Mapping[str, str] = "not reached", index: bool = False):
+          missing: str | Mapping[str, str] = "not reached", index: bool = False, anchors: str | None = None
+          ) -> Table:
     """A table for readers: only ``columns`` (code name → header with unit), in that order, formatted by
-    ``format_column``; ``missing`` may be one text or one per column (e.g. ``{"acc_sd": "–"}`` for one seed).
+    ``format_column``; ``missing`` may be one text or one per column. Number columns are right-aligned and never
+    wrap inside a value, text columns are left-aligned and wrap. ``anchors`` names a column whose values become the
+    rows' ids (``run-<value>``; the provenance page's rows, which figures link to).
 
-    Returns a pandas Styler with its CSS inline, so that it looks the same in Jupyter and in the book.
+    Returns a pandas Styler with its CSS inline, so that it looks the same in Jupyter and in the book, with the
+    notebook cell and ``df`` (every column, unformatted) as a CSV link under it. A "±" without a spread is refused:
+    one seed prints as the value alone with "n = 1" (``mean_std``).
     """
-    unknown = [c for c in columns if c not in df.columns]
+    unknown = [c for c in [*columns, *([anchors] if anchors else [])] if c not in df.columns]
     if unknown:
         raise KeyError(f"no column(s) {unknown} in the table (it has {list(df.columns)})")
     digits = dict(digits or {})
     shown = pd.DataFrame(index=df.index)
-    for code, header in columns.items():
+    styles = list(TABLE_STYLES)
+    for i, (code, header) in enumerate(columns.items()):
         gap = missing.get(code, "not reached") if isinstance(missing, Mapping) else missing
-        shown[header] = format_column(df[code], digits.get(code), gap)
-    styler = shown.style.set_table_styles(TABLE_STYLES).set_table_attributes('class="subsetlib-table"')
+        cells = format_column(df[code], digits.get(code), gap)
+        spreadless = [c for c in cells if NO_SPREAD.search(c)]
+        if spreadless:
+            raise ValueError(f"column {code!r} has '{spreadless[0]}': a ± without a spread; format one seed with "
+                             "present.mean_std, which prints the value alone with n = 1")
+        values = [c for c in cells if c not in (gap, "", "–")]
+        if values and all(is_number_text(c) for c in values):
+            cells = [c.replace(" ", "\u00a0") if is_number_text(c) else c for c in cells]
+        else:
+            styles.append({"selector": f".col{i}", "props": TEXT_COLUMN})
+        shown[header] = cells
+    styler = Table(shown)
+    styler.csv = df.reset_index(drop=True)  # every column behind the cells: the means and spreads as numbers
+    styler.source = drawing_cell()
+    styler.row_ids = None if anchors is None else [f"run-{v}" for v in df[anchors]]
+    styler.set_table_styles(styles).set_table_attributes('class="subsetlib-table"')
     return styler if index else styler.hide(axis="index")
 
 
 def legend_fractions(ax: Axes, fractions, **legend_kw) -> None:
-    """A legend of subset fractions in their fixed colours, for plots that draw many seeds without labels."""
+    """The colour key of subset fractions, largest first, in their fixed colours: for plots whose colour is the
+    subset fraction (lines of many seeds without labels, or points)."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=arm_color("subset", f), label=f"subset {fraction_text(f)}") for f in fractions]
-    ax.legend(handles=handles, **{"ncol": 3, **legend_kw})
+    handles = [Line2D([], [], color=arm_color("subset", f), marker="o", label=fraction_text(f))
+               for f in sorted(set(fractions), reverse=True)]
+    ax.legend(handles=handles, **{"ncol": 4, "title": "subset fraction", **legend_kw})
+
+
+def _label_key(label: str) -> tuple[int, float]:
+    """Sort key of a legend label: conventional first, then labels naming a fraction (1/2, 1/16) from the largest."""
+    if label.startswith("conventional"):
+        return (0, 0.0)
+    found = re.search(r"\b1/(\d+)\b", label)
+    return (1, -1 / int(found.group(1))) if found else (2, 0.0)
+
+
+def legend(ax: Axes, **legend_kw) -> None:
+    """``ax.legend`` with its entries in the book's order (conventional, then subsets from the largest), whatever
+    order the lines were drawn in."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: (_label_key(labels[i]), i))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], **legend_kw)
+
+
+# Lines that tools print to the console and that a reader must never see on a page: Python warnings, log records
+# (logging's and the C++ libraries' "LEVEL:date …" lines, e.g. torch's profiler), tracebacks.
+CONSOLE_NOISE = re.compile(
+    r"(\w*Warning\b|^\s*warnings\.warn|^(?:USDT|ERROR|WARNING|WARN|INFO|DEBUG|CRITICAL|[IWEF]\d{4})[:\s]"
+    r"|^\S+\.py:\d+:|Traceback \(most recent call last\)|gpuGetDeviceCount|profiler_(?:start|stop))", re.M)
+
+
+def console_noise(text: str) -> list[str]:
+    """The lines of ``text`` (a page's stream output) that are console noise."""
+    return [line for line in text.splitlines() if CONSOLE_NOISE.search(line)]
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Run a block without console noise reaching the page: warnings are ignored, log records below ERROR are
+    dropped, and the lines that C++ libraries write to the process's stderr (torch's profiler) are caught at the
+    file descriptor; any caught line that is not noise is passed on, so a real error still shows."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved, level = os.dup(2), logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            logging.disable(level)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines()
+                    if line.strip() and not console_noise(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)

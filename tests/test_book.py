@@ -1,7 +1,10 @@
 """Check the built book as a reader would: every page's local links resolve, nothing is loaded from the network,
 every page renders to something visible in a real browser, MathJax (vendored, offline) typesets the math, figures and
-tables fit the content column at 1280 px, figures are shown near their natural size with a caption, the front page
-leads to the claims, and the subset planner of the Q planner page computes in the browser.
+tables fit the content column at 1280 px and at 390 px, figure text is at least 80 % of the body text at both widths,
+captions are in the body text's colour, no table cell breaks inside a number, figures are shown near their natural
+size with a caption, the front page leads to the claims, and the subset planner of the Q planner page computes in the
+browser. Over the executed pages: no console noise, no "±" without a spread, every figure and table with its CSV and
+sources (the CSV's runs are rows of the provenance page), and every experiment page ends with its rerun box.
 
 Needs the book built first (``jupyter-book build -W -n --keep-going .``); without ``_build/html/index.html`` the
 checks of the built book skip. The browser checks need Chromium: without it they skip on a developer's machine but
@@ -10,6 +13,7 @@ fail when ``CI`` is set, so CI cannot pass them silently.
 
 import base64
 import html as htmlmod
+import io
 import json
 import math
 import os
@@ -22,10 +26,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pandas as pd
 import pytest
 from PIL import Image, ImageStat
 
-from subsetlib import planner
+import subsetlib.notebook as nb
+from subsetlib import planner, present, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -40,8 +46,10 @@ CHROMIUM_FLAGS = [
     "--disable-domain-reliability", "--disable-client-side-phishing-detection", "--no-pings", "--disable-breakpad",
     # The page must not need the network; this also keeps the browser's own background requests on this machine.
     "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--hide-scrollbars", "--window-size=1280,1600", "--virtual-time-budget=5000",
+    "--hide-scrollbars", "--virtual-time-budget=5000",
 ]
+WIDE, NARROW = 1280, 390  # a laptop's window and a phone's (chromium-headless-shell: chromium's own minimum is 500)
+MIN_TEXT_SHARE = 0.8  # figure text against the body text, as shown
 CLAIMS = Path("book/experiments/study/09-claims.html")
 MIN_FIGURE_SCALE = 0.6
 PROBE_ID = "subsetlib-probe"
@@ -60,14 +68,37 @@ PROBE = """<script>
     var column = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     var name = function (el) { return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
       (el.getAttribute('class') ? '.' + el.getAttribute('class').trim().split(/\\s+/).join('.') : ''); };
-    var boxes = [], figures = [], captions = [], planners = [];
+    var boxes = [], figures = [], captions = [], planners = [], wrapped = [], colours = [];
+    var para = article.querySelector('p') || article;
+    var body = {px: parseFloat(getComputedStyle(para).fontSize), colour: getComputedStyle(para).color};
+    var scroller = function (el) {  // a table may be wider than the column inside a box that scrolls it
+      for (var up = el.parentElement; up && up !== article; up = up.parentElement) {
+        var x = getComputedStyle(up).overflowX;
+        if (x === 'auto' || x === 'scroll') { return up; }
+      }
+      return el;
+    };
     article.querySelectorAll('img, svg, table').forEach(function (el) {
-      var r = el.getBoundingClientRect();
+      var r = (el.tagName === 'TABLE' ? scroller(el) : el).getBoundingClientRect();
       if (r.width > 0) { boxes.push({what: name(el), width: r.width}); }
     });
     article.querySelectorAll('figure.subsetlib-figure img').forEach(function (img) {
-      var r = img.getBoundingClientRect();
-      if (r.width > 0) { figures.push({what: img.alt.slice(0, 60), shown: r.width, natural: img.naturalWidth}); }
+      var r = img.getBoundingClientRect(), wide = img.currentSrc === img.getAttribute('src');
+      var px = parseFloat(wide ? img.getAttribute('data-text-px') : img.getAttribute('data-narrow-text-px'));
+      if (r.width > 0) { figures.push({what: img.alt.slice(0, 60), shown: r.width, natural: img.naturalWidth,
+                                       text_px: isNaN(px) ? null : px * r.width / img.naturalWidth}); }
+    });
+    article.querySelectorAll('figure figcaption').forEach(function (c) {
+      colours.push({what: c.textContent.trim().slice(0, 60), colour: getComputedStyle(c).color});
+    });
+    var number = /^[\\u2212+-]?\\d[\\d,]*(\\.\\d+)?\\s?[%\\u00d7]?(\\s\\u00b1\\s[\\d,.]+)?(\\s\\(n\\s=\\s\\d+\\))?$/;
+    article.querySelectorAll('td').forEach(function (td) {
+      var text = td.textContent.trim();
+      if (!number.test(text)) { return; }
+      var range = document.createRange();
+      range.selectNodeContents(td);
+      var tops = new Set(Array.from(range.getClientRects()).map(function (r) { return Math.round(r.top); }));
+      if (tops.size > 1) { wrapped.push(text); }
     });
     article.querySelectorAll('figure, img').forEach(function (el) {
       var figure = el.tagName === 'FIGURE' ? el : el.closest('figure');
@@ -84,7 +115,7 @@ PROBE = """<script>
     pre.id = '__PROBE_ID__';
     pre.hidden = true;
     pre.textContent = JSON.stringify({column: column, boxes: boxes, figures: figures, captions: captions,
-      planners: planners, errors: errors,
+      planners: planners, errors: errors, body: body, wrapped: wrapped, colours: colours,
       links: Array.from(article.querySelectorAll('a[href]')).map(function (a) { return a.href; })});
     document.body.appendChild(pre);
   }, 500); });
@@ -171,7 +202,9 @@ def _non_background(rgb: Image.Image) -> float:
 
 
 def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
+    """chromium-headless-shell where installed (it lays pages out at any width; chromium's headless mode at no less
+    than 500 px), else chromium."""
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser"):
         found = shutil.which(name)
         if found:
             return found
@@ -192,15 +225,26 @@ def probe_result(dom: str) -> dict | None:
 
 
 def layout_problems(probe: dict) -> list[str]:
-    """What a reader would see wrong: a table or figure wider than the content column (cut off or scrolled), a figure
-    shrunk below ``MIN_FIGURE_SCALE`` of its natural width (text too small to read), a figure without a caption, an
-    error in a page script, a subset planner that did not compute."""
+    """What a reader would see wrong: a table or figure wider than the content column (cut off, or widening the page;
+    a table scrolling inside a box within the column is fine), a figure shrunk below ``MIN_FIGURE_SCALE`` of its
+    natural width, figure text below ``MIN_TEXT_SHARE`` of the body text as shown (or a figure that does not say its
+    text size: drawn before present.show said it), a caption not in the body text's colour, a table cell broken inside
+    a number, a figure without a caption, an error in a page script, a subset planner that did not compute."""
     column = probe["column"]
+    body = probe.get("body") or {"px": 16.0, "colour": ""}
     problems = [f"{b['what']} is {b['width']:.0f} px wide, wider than the {column:.0f} px content column"
                 for b in probe["boxes"] if b["width"] > column + 1]
     problems += [f"figure '{f['what']}' is shown at {f['shown']:.0f} of its {f['natural']} px "
                  f"({f['shown'] / f['natural']:.0%} < {MIN_FIGURE_SCALE:.0%})"
                  for f in probe["figures"] if f["natural"] and f["shown"] < MIN_FIGURE_SCALE * f["natural"]]
+    problems += [f"figure '{f['what']}' does not say its text size (re-render its page with present.show)"
+                 for f in probe["figures"] if f.get("text_px", 0) is None]
+    problems += [f"figure '{f['what']}' shows its smallest text at {f['text_px']:.1f} px, under "
+                 f"{MIN_TEXT_SHARE:.0%} of the {body['px']:.0f}-px body text"
+                 for f in probe["figures"] if f.get("text_px") and f["text_px"] < MIN_TEXT_SHARE * body["px"] - 0.05]
+    problems += [f"caption '{c['what']}' is {c['colour']}, not the body text's {body['colour']}"
+                 for c in probe.get("colours", []) if body["colour"] and c["colour"] != body["colour"]]
+    problems += [f"a table cell breaks inside the number '{w}'" for w in probe.get("wrapped", [])]
     problems += [f"{c['what']} has no caption (show figures with present.show(fig, caption))"
                  for c in probe["captions"] if not c["text"].strip()]
     # Jupyter Book 1.0.4 writes sphinx-thebe's configuration script twice into every page (thebe is off here), so
@@ -284,6 +328,13 @@ def test_layout_checks_catch_wide_tables_small_figures_and_missing_captions():
     problems = layout_problems(bad)
     assert len(problems) == 5 and "table.x is 1400 px" in problems[0] and "45%" in problems[1]
     assert "no caption" in problems[2] and "SyntaxError" in problems[3] and "planner" in problems[4]
+    small = {**good, "body": {"px": 16, "colour": "rgb(0, 0, 0)"}, "wrapped": ["10.57 ± 0.78"],
+             "figures": [{"what": "f", "shown": 672, "natural": 672, "text_px": 11.0},
+                         {"what": "g", "shown": 672, "natural": 672, "text_px": None}],
+             "colours": [{"what": "Fig", "colour": "rgb(72, 86, 107)"}]}
+    problems = layout_problems(small)
+    assert len(problems) == 4 and "does not say its text size" in problems[0] and "11.0 px" in problems[1]
+    assert "rgb(72, 86, 107)" in problems[2] and "'10.57 ± 0.78'" in problems[3]
 
 
 def test_front_page_redirect_and_article_links(tmp_path):
@@ -303,13 +354,16 @@ def test_probe_measures_what_a_reader_sees(tmp_path):
     browser = browser_or_skip()
     drawing = b"<svg xmlns='http://www.w3.org/2000/svg' width='600' height='100'/>"
     svg = "data:image/svg+xml;base64," + base64.b64encode(drawing).decode()
-    figure = (f'<figure class="subsetlib-figure"><img src="{svg}" alt="fig" width="600" style="{{}}">'
-              f'<figcaption>{{}}</figcaption></figure>')
-    bad = (f'<html><head></head><body><article style="width:500px;padding:0 20px">'
-           f'<table style="width:900px"><tr><td>x</td></tr></table>{figure.format("width:150px", "A caption")}'
+    figure = (f'<figure class="subsetlib-figure"><img src="{svg}" alt="fig" width="600" style="{{}}" '
+              f'data-text-px="13.3" data-narrow-text-px="13.3"><figcaption style="{{}}">{{}}</figcaption></figure>')
+    wrapping = '<table><tr><td style="width:2em;white-space:normal">10.57 ± 0.78</td></tr></table>'
+    scrolled = '<div style="overflow-x:auto"><table style="width:900px"><tr><td>1.5</td></tr></table></div>'
+    bad = (f'<html><head></head><body><article style="width:500px;padding:0 20px;font-size:16px">'
+           f'<p>Body text.</p><table style="width:900px"><tr><td>x</td></tr></table>{wrapping}'
+           f'{figure.format("width:150px", "color:#999", "A caption")}'
            f'<img src="{svg}"><script>var = ;</script></article></body></html>')
-    good = (f'<html><head></head><body><article style="width:700px">{figure.format("max-width:100%", "Caption")}'
-            f'<a href="claims.html">claims</a></article></body></html>')
+    good = (f'<html><head></head><body><article style="width:700px;font-size:16px"><p>Body text.</p>{scrolled}'
+            f'{figure.format("max-width:100%", "", "Caption")}<a href="claims.html">claims</a></article></body></html>')
     results = {}
     for name, page in (("bad", bad), ("good", good)):
         (tmp_path / f"{name}.html").write_text(probed(page))
@@ -321,6 +375,9 @@ def test_probe_measures_what_a_reader_sees(tmp_path):
     assert any("table" in p and "900 px" in p for p in problems), problems
     assert any("25%" in p for p in problems) and any("no caption" in p for p in problems), problems
     assert any("script error" in p for p in problems), problems
+    assert any("breaks inside the number '10.57 ± 0.78'" in p for p in problems), problems
+    assert any("3.3 px, under 80%" in p for p in problems), problems  # 13.3 px shown at a quarter: 3.3 px
+    assert any("caption 'A caption' is rgb(153, 153, 153)" in p for p in problems), problems
     assert layout_problems(results["good"]) == [], layout_problems(results["good"])
     assert links_to(results["good"], tmp_path / "claims.html")
 
@@ -419,34 +476,49 @@ def browser_or_skip() -> str:
     return browser
 
 
-def open_in_chromium(browser: str, page: Path, png: Path | None = None) -> tuple[str, str]:
-    """(DOM after scripts ran, browser log) of ``page``, with a screenshot into ``png`` if given."""
+def open_in_chromium(browser: str, page: Path, png: Path | None = None, width: int = WIDE) -> tuple[str, str]:
+    """(DOM after scripts ran, browser log) of ``page`` in a window ``width`` px wide, with a screenshot into ``png``
+    if given."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         shot = [f"--screenshot={png}"] if png else []
-        cmd = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *shot, "--dump-dom", page.as_uri()]
+        cmd = [browser, *CHROMIUM_FLAGS, f"--window-size={width},1600", f"--user-data-dir={profile}", *shot,
+               "--dump-dom", page.as_uri()]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     return done.stdout, done.stderr[-2000:]
 
 
-@pytest.fixture(scope="module")
-def rendered(built) -> dict[Path, tuple[Path, str, str]]:
-    """Each page opened in headless Chromium once, as a probed copy next to it (so that its relative links work):
-    (screenshot, DOM after scripts ran, browser log)."""
+def render_pages(pages: list[Path], width: int) -> dict[Path, tuple[Path, str, str]]:
+    """Each page opened in headless Chromium in a window ``width`` px wide, as a probed copy next to it (so that its
+    relative links work): (screenshot, DOM after scripts ran, browser log)."""
     browser = browser_or_skip()
+    if width < 500 and "headless-shell" not in Path(browser).name:
+        message = f"{width}-px pages need chromium-headless-shell (chromium's headless window is at least 500 px)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     def render(page: Path) -> tuple[Path, str, str]:
-        png = SHOTS / (page_id(page).replace("/", "__").removesuffix(".html") + ".png")
+        suffix = "" if width == WIDE else f"@{width}"
+        png = SHOTS / (page_id(page).replace("/", "__").removesuffix(".html") + f"{suffix}.png")
         png.unlink(missing_ok=True)
-        copy = page.with_name(f".probe-{page.name}")
+        copy = page.with_name(f".probe{width}-{page.name}")
         copy.write_text(probed(page.read_text(encoding="utf-8")), encoding="utf-8")
         try:
-            return png, *open_in_chromium(browser, copy, png)
+            return png, *open_in_chromium(browser, copy, png, width)
         finally:
             copy.unlink()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(built, pool.map(render, built), strict=True))
+        return dict(zip(pages, pool.map(render, pages), strict=True))
+
+
+@pytest.fixture(scope="module")
+def rendered(built) -> dict[Path, tuple[Path, str, str]]:
+    return render_pages(built, WIDE)
+
+
+@pytest.fixture(scope="module")
+def rendered_narrow(built) -> dict[Path, tuple[Path, str, str]]:
+    return render_pages(built, NARROW)
 
 
 def test_every_page_renders_visibly(rendered):
@@ -472,9 +544,12 @@ def test_math_is_typeset_offline(rendered):
     assert not problems, "\n".join(problems)
 
 
-def test_tables_and_figures_fit_the_column_and_figures_have_captions(rendered):
-    """At a 1280 px window: nothing wider than the content column, figures at >= 60% of their natural width and
-    captioned, no script errors, subset planners filled in."""
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_tables_and_figures_fit_the_column_and_figures_have_captions(width, request):
+    """At a 1280-px and a 390-px window: nothing wider than the content column, figures at >= 60% of their natural
+    width, captioned, in the body text's colour and with text >= 80 % of the body text, no number broken across lines,
+    no script errors, subset planners filled in."""
+    rendered = request.getfixturevalue("rendered" if width == WIDE else "rendered_narrow")
     problems, unprobed = [], []
     for page, (_, dom, log) in rendered.items():
         probe = probe_result(dom)
@@ -495,3 +570,170 @@ def test_front_page_links_to_the_claims(rendered):
     probe = probe_result(rendered[front][1]) if front in rendered else None
     assert probe is not None, f"the front page {front} was not rendered"
     assert links_to(probe, claims), f"the front page {front.relative_to(HTML)} does not link to {CLAIMS} in its text"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The executed pages (book/experiments/**.ipynb), read as the book renders them; no build needed
+
+EXPERIMENTS = ROOT / "book" / "experiments"
+PROVENANCE = EXPERIMENTS / "study" / "99-provenance.ipynb"
+
+
+def executed_pages() -> list[Path]:
+    return sorted(p for p in EXPERIMENTS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def outputs(notebook: dict) -> list[tuple[int, dict]]:
+    """(cell number, output) of every output of an executed notebook (as JSON)."""
+    return [(i, out) for i, cell in enumerate(notebook["cells"], start=1) for out in cell.get("outputs", [])]
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value or "")
+
+
+def noise_problems(notebook: dict) -> list[str]:
+    """Console noise on a page: anything on stderr, and stdout lines that are warnings or log records."""
+    problems = []
+    for cell, out in outputs(notebook):
+        if out.get("output_type") != "stream":
+            continue
+        text = _text(out.get("text"))
+        stderr = out.get("name") == "stderr"
+        lines = [ln for ln in text.splitlines() if ln.strip()] if stderr else present.console_noise(text)
+        problems += [f"cell {cell}: {line.strip()[:120]}" for line in lines]
+    return problems
+
+
+def spreadless_problems(notebook: dict) -> list[str]:
+    """'±' with no spread after it ('1.02 ± –'), in any text, table or markdown a page shows."""
+    problems = []
+    for cell, out in outputs(notebook):
+        for text in [_text(v) for k, v in out.get("data", {}).items() if k in ("text/html", "text/markdown")]:
+            for line in re.sub(r"<[^>]+>", "\n", htmlmod.unescape(text)).splitlines():
+                if present.NO_SPREAD.search(line):
+                    problems.append(f"cell {cell}: '{line.strip()[:60]}'")
+    return problems
+
+
+def provenance_rows(notebook: dict) -> set[str]:
+    """The run ids that have a row (an anchor ``run-<id>``) on the provenance page."""
+    return {m for _, out in outputs(notebook) for m in re.findall(r'<tr id="run-([^"]+)"',
+                                                                    _text(out.get("data", {}).get("text/html")))}
+
+
+def source_problems(notebook: dict, known_runs: set[str]) -> list[str]:
+    """Figures and tables without their source line or CSV, CSVs without a row per point with run id, seed and arm,
+    and run ids that have no row on the provenance page."""
+    problems = []
+    for cell, out in outputs(notebook):
+        page = _text(out.get("data", {}).get("text/html"))
+        for kind, marker in (("figure", 'class="subsetlib-figure"'), ("table", 'class="subsetlib-table"')):
+            if marker not in page:
+                continue
+            csvs = re.findall(r'<a class="subsetlib-csv"[^>]*href="data:text/csv;base64,([^"]+)"', page)
+            if 'class="subsetlib-source"' not in page or not csvs:
+                problems.append(f"cell {cell}: a {kind} without its source line and CSV (re-render the page)")
+                continue
+            if kind == "table":
+                continue
+            data = pd.read_csv(io.StringIO(base64.b64decode(csvs[0]).decode()))
+            missing = [c for c in present.DATA_COLUMNS if c not in data]
+            if missing or data.empty:
+                problems.append(f"cell {cell}: the figure's CSV lacks {missing or 'rows'}")
+                continue
+            linked = set(re.findall(r'99-provenance\.html#run-([^"]+)"', page))
+            if linked != set(data["run_id"].astype(str)):
+                problems.append(f"cell {cell}: the figure links {len(linked)} runs, its CSV has "
+                                f"{data['run_id'].nunique()}")
+            unknown = sorted(set(data["run_id"].astype(str)) - known_runs)
+            if unknown:
+                problems.append(f"cell {cell}: runs {unknown[:3]} have no row on the provenance page")
+    return problems
+
+
+def test_page_checks_catch_noise_spreadless_values_and_missing_sources():
+    data = pd.DataFrame({"run_id": ["r1", "r2"], "seed": [0, 1], "arm": ["conventional"] * 2, "y": [1.0, 2.0]})
+    fig, ax = present.figure()
+    ax.plot([0, 1], [1, 2])
+    good_figure = present.figure_html(fig, "caption", data=data)
+    fig, _ = present.figure()
+    old_figure = present.figure_html(fig, "caption").replace('class="subsetlib-source"', "")
+    notebook = {"cells": [{"outputs": [
+        {"output_type": "stream", "name": "stderr", "text": ["USDT:2026 profiler_start\n"]},
+        {"output_type": "stream", "name": "stdout", "text": "35 runs\n/tmp/x.py:2: FutureWarning: no\n"},
+        {"output_type": "display_data", "data": {"text/html": "<td>1.02 ± –</td><td>98.9\u00a0±\u00a00.1</td>"}},
+        {"output_type": "display_data", "data": {"text/html": good_figure}},
+        {"output_type": "display_data", "data": {"text/html": old_figure}},
+    ]}]}
+    assert noise_problems(notebook) == ["cell 1: USDT:2026 profiler_start", "cell 1: /tmp/x.py:2: FutureWarning: no"]
+    assert spreadless_problems(notebook) == ["cell 1: '1.02 ± –'"]
+    problems = source_problems(notebook, {"r1"})
+    assert problems == ["cell 1: runs ['r2'] have no row on the provenance page",
+                        "cell 1: a figure without its source line and CSV (re-render the page)"], problems
+    provenance = {"cells": [{"outputs": [{"output_type": "display_data", "data": {"text/html": present.table(
+        data, {"seed": "seed"}, anchors="run_id").to_html()}}]}]}
+    assert provenance_rows(provenance) == {"r1", "r2"} and source_problems(notebook, {"r1", "r2"})[:-1] == []
+
+
+def _pages_with(check) -> dict[str, list[str]]:
+    found = {}
+    for path in executed_pages():
+        problems = check(json.loads(path.read_text(encoding="utf-8")))
+        if problems:
+            found[str(path.relative_to(ROOT))] = problems
+    return found
+
+
+def _report(found: dict[str, list[str]]) -> str:
+    return "\n".join(f"{page}: {'; '.join(problems[:4])}" for page, problems in found.items())
+
+
+def test_no_page_shows_console_noise():
+    """Warnings and log lines are for developers: wrap the noisy call in ``with present.quiet():``."""
+    assert not (found := _pages_with(noise_problems)), _report(found)
+
+
+def test_no_page_prints_plus_minus_without_a_spread():
+    assert not (found := _pages_with(spreadless_problems)), _report(found)
+
+
+def test_every_figure_and_table_carries_its_sources_and_csv():
+    """Every figure's CSV has a row per point with run id, seed and arm, its links name the same runs, and each of
+    those runs has a row on the provenance page."""
+    if not PROVENANCE.is_file():
+        pytest.skip("the provenance page has not been rendered yet")
+    known = provenance_rows(json.loads(PROVENANCE.read_text(encoding="utf-8")))
+    assert not (found := _pages_with(lambda nb: source_problems(nb, known))), _report(found)
+
+
+def test_every_experiment_page_ends_with_its_rerun_box():
+    def missing_footer(notebook: dict) -> list[str]:
+        texts = [_text(out.get("data", {}).get("text/markdown")) for _, out in outputs(notebook)]
+        return [] if any("Rerun this page" in t for t in texts) else ["no 'Rerun this page' box: end with nb.footer"]
+
+    assert not (found := _pages_with(missing_footer)), _report(found)
+
+
+def _parameter_defaults(notebook: Path) -> dict:
+    cell = next(c for c in json.loads(notebook.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    return nb.parameter_defaults("".join(cell["source"]), {"SMOKE": False})
+
+
+def test_the_calculator_offers_every_model_a_page_trains():
+    """The Q planner's calculator lists the models of every grid and every notebook's default parameters (cifar-cpu
+    on the CIFAR page, cnn-simple-narrow on the widths page), and computes their P as the runs build them."""
+    from subsetlib.models import MODELS
+
+    used = set()
+    for grid in (ROOT / "grids").glob("*.yaml"):
+        used |= set(re.findall(r"^\s*model:\s*([\w-]+)", grid.read_text(), re.M))
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        for value in _parameter_defaults(notebook).values():
+            used |= {v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str) and v in MODELS}
+    assert {"cifar-cpu", "cnn-simple-narrow"} <= used  # the grids and notebooks were read
+    rows = planner.pairs(["cifar-cpu", "cnn-simple-narrow"], ["cifar10-jpeg"])
+    assert [r["P"] for r in rows] == [planner.parameter_count(m, registry.dataset_spec("cifar10-jpeg"))
+                                      for m in ("cifar-cpu", "cnn-simple-narrow")]
+    offered = set(_parameter_defaults(ROOT / "notebooks" / "q_planner.ipynb")["model_names"])
+    assert used <= offered, f"the calculator lacks {sorted(used - offered)}: add them to q_planner's model_names"
