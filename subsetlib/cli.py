@@ -72,7 +72,7 @@ def _check_run_inputs(args: argparse.Namespace):
     """Every input of ``run`` checked before anything is loaded or written, so a typo leaves no trace on disk."""
     from subsetlib import data, protocols
     from subsetlib.errors import check_fraction
-    from subsetlib.planner import fraction_for_q, parameter_count
+    from subsetlib.planner import count_parameters, fraction_for_q
     from subsetlib.registry import dataset_spec
     from subsetlib.train import check_optimizer
 
@@ -86,7 +86,7 @@ def _check_run_inputs(args: argparse.Namespace):
             setattr(args, name, default)
     spec = dataset_spec(args.dataset)
     device = data.resolve_device(args.device)
-    p = parameter_count(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
+    p = count_parameters(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
     check_optimizer(args.optimizer, args.lr)
     cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields
     smallest, what = spec.train_size, "training set"

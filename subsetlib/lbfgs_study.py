@@ -91,12 +91,13 @@ def run_track(ds, d: LbfgsDesign, results_dir: str) -> list[str]:
     trainers = {"lbfgs": trainer, "lbfgs-full": trainer}
     ids = []
     for seed in d.seeds:
-        full = run_phases(ds, cfg, [Phase("lbfgs-full", 1.0, d.full_iterations)], seed, "lbfgs-full",
+        full = run_phases(ds, cfg, [Phase("lbfgs-full", 1.0, d.full_iterations, unit="iterations")], seed, "lbfgs-full",
                           {"lbfgs_iterations": d.full_iterations, "history_size": d.history_size}, results_dir,
                           trainers)
         ids.append(full.summary["run_id"])
         for f in d.fractions:
-            phases = [Phase("lbfgs", f, d.subset_iterations), Phase("lbfgs-full", 1.0, d.finetune_iterations)]
+            phases = [Phase("lbfgs", f, d.subset_iterations, unit="iterations"),
+                      Phase("lbfgs-full", 1.0, d.finetune_iterations, unit="iterations")]
             params = {"fraction": f, "lbfgs_iterations": d.subset_iterations,
                       "finetune_iterations": d.finetune_iterations, "history_size": d.history_size}
             ids.append(run_phases(ds, cfg, phases, seed, "lbfgs-subset-full", params, results_dir,

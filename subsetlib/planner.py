@@ -17,10 +17,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from subsetlib import q
 from subsetlib.data import Dataset
 from subsetlib.errors import UserError, check_fraction
 from subsetlib.models import build_model
-from subsetlib.q import count_parameters, min_subset_size, overdetermination_ratio
+from subsetlib.q import min_subset_size, overdetermination_ratio
 from subsetlib.registry import DatasetSpec, dataset_spec
 from subsetlib.subsets import drawn_size
 from subsetlib.train import FlopMeter
@@ -32,9 +33,9 @@ def meta_model(model: str, spec: DatasetSpec) -> nn.Module:
         return build_model(model, spec.shape, spec.num_classes)
 
 
-def parameter_count(model: str, spec: DatasetSpec) -> int:
-    """P of ``model`` for this dataset."""
-    return count_parameters(meta_model(model, spec))
+def count_parameters(model: str, spec: DatasetSpec) -> int:
+    """P of the named ``model`` for this dataset (``q.count_parameters`` counts a built module)."""
+    return q.count_parameters(meta_model(model, spec))
 
 
 def size_for_q(p: int, m: int, n: int, target_q: float, what: str, fix: str = "choose a smaller target") -> int:
@@ -67,7 +68,7 @@ def subset_fraction(model: str, data: Dataset, fraction: float | None = None, ta
     if fraction is not None:
         return fraction
     sizes = torch.bincount(data.y_train.cpu(), minlength=data.num_classes).tolist()
-    return fraction_for_q(parameter_count(model, data.spec), sizes, target_q, data.name)[0]
+    return fraction_for_q(count_parameters(model, data.spec), sizes, target_q, data.name)[0]
 
 
 def q_table(
@@ -81,18 +82,18 @@ def q_table(
     Uses the dataset's registered size and shape only, so it needs no data files.
     """
     spec = dataset_spec(dataset)
-    p = parameter_count(model, spec)
+    p = count_parameters(model, spec)
     m, n = spec.num_classes, spec.train_size
     rows = []
     for f in fractions:
         k = round(check_fraction(f) * n)
         rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": None})
-    for q in target_qs:
-        if min_subset_size(p, m, q) > n:  # not reachable: the K it would need
-            k, f = min_subset_size(p, m, q), min_subset_size(p, m, q) / n
+    for target in target_qs:
+        if min_subset_size(p, m, target) > n:  # not reachable: the K it would need
+            k, f = min_subset_size(p, m, target), min_subset_size(p, m, target) / n
         else:
-            f, k = fraction_for_q(p, spec.class_sizes(), q, dataset)
-        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": q})
+            f, k = fraction_for_q(p, spec.class_sizes(), target, dataset)
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": target})
     table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
     table["feasible"] = table["K"] <= n
     return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_q", "feasible"]]
@@ -107,7 +108,7 @@ def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict
         for model_name in model_names:
             model = meta_model(model_name, spec)  # FlopCounterMode counts on the meta device as on a real one
             rows.append({"model": model_name, "dataset": name, "dataset_title": spec.title,
-                         "P": count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
+                         "P": q.count_parameters(model), "M": spec.num_classes, "N": spec.train_size,
                          "class_sizes": list(spec.class_sizes()),
                          "flops_per_example": FlopMeter(model, spec.shape, spec.num_classes)(1)})
     return rows

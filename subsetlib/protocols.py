@@ -86,10 +86,15 @@ def config_from(params: Mapping, **overrides) -> RunConfig:
 
 @dataclass(frozen=True)
 class Phase:
+    """One stretch of training on one set of examples (a fraction of the training set). Its ``length`` is counted in
+    its trainer's ``unit``: epochs for the mini-batch trainer, iterations for L-BFGS; the phase's stored info names
+    the unit."""
+
     name: str
     fraction: float
-    epochs: int
+    length: int
     uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
+    unit: str = "epochs"
 
 
 ID_NEUTRAL = {"lr_schedule": "constant"}
@@ -130,11 +135,11 @@ PhaseTrainer = Callable[[PhaseContext], dict]
 
 
 def epoch_trainer(ctx: PhaseContext) -> dict:
-    """The default phase trainer: ``phase.epochs`` mini-batch epochs with the run's optimizer and lr schedule."""
+    """The default phase trainer: ``phase.length`` mini-batch epochs with the run's optimizer and lr schedule."""
     cfg = ctx.cfg
-    steps = ctx.phase.epochs * math.ceil(len(ctx.indices) / cfg.batch_size)
+    steps = ctx.phase.length * math.ceil(len(ctx.indices) / cfg.batch_size)
     scheduler = lr_scheduler(ctx.optimizer, cfg.lr_schedule, steps)
-    for _ in range(ctx.phase.epochs):
+    for _ in range(ctx.phase.length):
         train_one_epoch(ctx.model, ctx.optimizer, ctx.data, ctx.indices, cfg.batch_size, ctx.generator, ctx.ledger,
                         ctx.flops, ctx.numerics, augment_data=cfg.augment, eval_at=ctx.eval_at, on_eval=ctx.on_eval,
                         scheduler=scheduler)
@@ -164,7 +169,7 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
     for phase in phases:
         check_fraction(phase.fraction)
-        check_whole_number(phase.epochs, f"epochs of phase {phase.name!r}")
+        check_whole_number(phase.length, f"{phase.unit} of phase {phase.name!r}")
     seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
@@ -188,7 +193,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
     total, every = Ledger(), max(1, round(cfg.eval_every * n))
     result = RunResult()
     # epoch-equivalents done, per evaluation: shown on a terminal only (not in notebooks, tests or CI)
-    progress = tqdm(total=sum(ph.fraction * ph.epochs for ph in phases), desc=f"{protocol} seed {seed}",
+    progress = tqdm(total=sum(ph.fraction * ph.length for ph in phases), desc=f"{protocol} seed {seed}",
                     unit="epoch", disable=None, leave=False, file=sys.stderr,
                     bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}{postfix}]")
     started = time.time()
@@ -233,14 +238,14 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
             optimizer = make_optimizer(model, cfg.optimizer, cfg.lr)
         k = len(indices)
         trainer = trainers.get(phase.name, epoch_trainer)
-        at = eval_points(total.examples, k * phase.epochs, every, cfg.eval_dense)
+        at = eval_points(total.examples, k * phase.length, every, cfg.eval_dense)
         extra = trainer(PhaseContext(model, optimizer, data, indices, phase, cfg, generator, total, flops, how, at,
                                      lambda: record(phase, phase_start, indices)))  # noqa: B023 (runs in this loop)
         extras.update(extra)
         record(phase, phase_start, indices)
         spent = Ledger(**{f: getattr(total, f) - getattr(phase_start, f) for f in total.as_dict()})
         phase_info[phase.name] = {"K": k, "Q": overdetermination_ratio(k, m, p), "fraction": phase.fraction,
-                                  "epochs": phase.epochs, "membership": membership_hash(indices),
+                                  phase.unit: phase.length, "membership": membership_hash(indices),
                                   **spent.as_dict(), **extra}
         previous = phase
     progress.close()
@@ -329,7 +334,7 @@ def growing(data: Dataset, cfg: RunConfig, seed: int, start_fraction: float, sta
     the random-curriculum baseline of Wu et al. (ICLR 2021)."""
     phases = growing_phases(start_fraction, growth, stage_epochs, uniform)
     arm_settings = {"fraction": start_fraction, "growth": growth, "stage_epochs": json.dumps(
-        [ph.epochs for ph in phases]), "uniform": uniform}
+        [ph.length for ph in phases]), "uniform": uniform}
     return run_phases(data, cfg, phases, seed, "growing", arm_settings, results_dir)
 
 

@@ -28,7 +28,7 @@ from subsetlib.results import RunResult
 
 def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size: int = 4096,
                   tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9) -> PhaseTrainer:
-    """A phase trainer running ``phase.epochs`` L-BFGS iterations (one ``optimizer.step`` each) on the phase's
+    """A phase trainer running ``phase.length`` L-BFGS iterations (one ``optimizer.step`` each) on the phase's
     examples as one batch, without augmentation (a line search needs one fixed function).
 
     Stops early when an iteration leaves the parameters unchanged (L-BFGS met its tolerances or the line search
@@ -58,7 +58,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
         def objective() -> float:  # the phase's loss after each iteration (an evaluation the next step reuses)
             return float(closure.loss if closure.ended_here() else closure())
 
-        fit = minimize(closure, ctx.phase.epochs, history_size, max_line_search, tolerance_grad, tolerance_change,
+        fit = minimize(closure, ctx.phase.length, history_size, max_line_search, tolerance_grad, tolerance_change,
                        objective=objective, after_step=after_step)
         ctx.numerics.model(model)
         return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
@@ -82,7 +82,8 @@ def lbfgs_subset_pretraining(data: Dataset, cfg: RunConfig, seed: int, lbfgs_ite
     if not isinstance(lbfgs_iterations, int) or lbfgs_iterations <= 0:
         raise UserError(f"lbfgs_iterations must be a positive whole number (got {lbfgs_iterations!r})")
     f = subset_fraction(cfg.model, data, fraction, target_q)
-    phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations), Phase("finetune", 1.0, finetune_epochs)]
+    phases = [Phase("lbfgs", check_fraction(f), lbfgs_iterations, unit="iterations"),
+              Phase("finetune", 1.0, finetune_epochs)]
     arm_settings = {"fraction": f, "target_q": target_q, "lbfgs_iterations": lbfgs_iterations,
               "finetune_epochs": finetune_epochs, "history_size": history_size, "chunk_size": chunk_size}
     return run_phases(data, cfg, phases, seed, "lbfgs-subset", arm_settings, results_dir,

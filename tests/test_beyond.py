@@ -12,6 +12,7 @@ import torch
 from subsetlib import accounting, data, lbfgs, preprocess, protocols, results, study, subsets
 from subsetlib import second_order as so
 from subsetlib import teacher as T
+from subsetlib import tensor_tasks as TT
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 from subsetlib.train import FlopMeter, Ledger, resolve_numerics
@@ -44,7 +45,7 @@ def _lbfgs_phase(small, iterations: int, chunk_size: int):
     indices = subsets.subset_indices(small.y_train, 0.2, 0)
     ledger, flops = Ledger(), FlopMeter(model, small.spec.shape, 10)
     counter.calls = counter.examples = 0  # FlopMeter probes a deep copy; only the real model counts from here on
-    phase = protocols.Phase("lbfgs", 0.2, iterations)
+    phase = protocols.Phase("lbfgs", 0.2, iterations, unit="iterations")
     numerics = resolve_numerics(cfg.precision, cfg.channels_last, small.device)
     ctx = protocols.PhaseContext(model, None, small, indices, phase, cfg, None, ledger, flops, numerics, [],
                                  lambda: None)
@@ -90,6 +91,8 @@ def test_lbfgs_subset_pretraining_run_works_with_results_and_accounting(small, t
     phases = json.loads(run.summary["phases"])
     assert phases["lbfgs"]["examples"] == phases["lbfgs"]["K"] * run.summary["closure_evaluations"]
     assert phases["finetune"]["examples"] == len(small.y_train)
+    assert (phases["lbfgs"]["iterations"], phases["finetune"]["epochs"]) == (8, 1)  # each phase's length in its unit
+    assert "epochs" not in phases["lbfgs"]
     assert run.summary["total_examples"] == run.curve[-1]["examples"]
     conventional = protocols.conventional(small, cfg, 0, 1)
     results.save(conventional, small, tmp_path)
@@ -124,37 +127,37 @@ def test_reduced_set_is_stratified_and_renamed(small):
 
 
 def test_teacher_student_recovers_the_teacher():
-    task = T.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=300, seed=0)
-    assert task.parameter_count == (6 + 1) * 6 + (6 + 1) * 3
+    task = TT.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=300, seed=0)
+    assert task.count_parameters() == (6 + 1) * 6 + (6 + 1) * 3
     student = task.student(1)
-    start, _ = T.loss_on(student, task)
-    fitted = T.fit(student, task, task.x_train, task.y_train, 1500)
-    end, _ = T.loss_on(student, task)
+    start, _ = TT.loss_on(student, task)
+    fitted = TT.fit(student, task, task.x_train, task.y_train, 1500)
+    end, _ = TT.loss_on(student, task)
     assert end < 1e-9 * start  # the known minimum: zero
-    assert T.loss_on(student, task, "test")[0] < 1e-8  # it computes the teacher's function off the training set too
-    assert T.aligned_distance(student, task.teacher) < 1e-3  # and has the teacher's parameters, up to symmetry
+    assert TT.loss_on(student, task, "test")[0] < 1e-8  # it computes the teacher's function off the training set too
+    assert TT.aligned_distance(student, task.teacher) < 1e-3  # and has the teacher's parameters, up to symmetry
     assert fitted.examples == 400 * fitted.evaluations and fitted.trajectory[-1][1] == pytest.approx(end, abs=1e-12)
 
 
 def test_aligned_distance_sees_through_permutation_and_sign():
     torch.manual_seed(0)
-    net = T.mlp(3, 5, 2)
-    twin = T.mlp(3, 5, 2)
-    perm, sign = torch.tensor([2, 0, 4, 1, 3]), torch.tensor([1.0, -1, 1, -1, -1], dtype=T.DTYPE)
+    net = TT.mlp(3, 5, 2)
+    twin = TT.mlp(3, 5, 2)
+    perm, sign = torch.tensor([2, 0, 4, 1, 3]), torch.tensor([1.0, -1, 1, -1, -1], dtype=TT.DTYPE)
     with torch.no_grad():
         twin[0].weight.copy_(net[0].weight[perm] * sign[:, None])
         twin[0].bias.copy_(net[0].bias[perm] * sign)
         twin[2].weight.copy_(net[2].weight[:, perm] * sign)
         twin[2].bias.copy_(net[2].bias)
-    x = torch.randn(10, 3, dtype=T.DTYPE)
+    x = torch.randn(10, 3, dtype=TT.DTYPE)
     torch.testing.assert_close(twin(x), net(x))
-    assert T.aligned_distance(twin, net) < 1e-12
+    assert TT.aligned_distance(twin, net) < 1e-12
     plain = lbfgs.flat(twin.parameters()) - lbfgs.flat(net.parameters())
     assert plain.norm() > 0.1  # the plain distance is fooled by the symmetry
 
 
 def test_subset_minimum_study_low_q_interpolates_high_q_finds_the_full_minimum():
-    task = T.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=200, seed=0)
+    task = TT.teacher_task(inputs=6, hidden=6, outputs=3, k_train=400, k_test=200, seed=0)
     cfg = T.MinimumStudyConfig(task.name, task.root, max_iterations=800, continue_iterations=800)
     runs = {r.summary["target_q"]: r.summary for r in T.subset_minimum_study(task, cfg, 0, [0.5, 8])}
     low, high, full = runs[0.5], runs[8], runs[None]
@@ -166,18 +169,18 @@ def test_subset_minimum_study_low_q_interpolates_high_q_finds_the_full_minimum()
 
 
 def test_study_errors_name_the_fix():
-    task = T.teacher_task(inputs=3, hidden=3, outputs=1, k_train=50, k_test=20)
+    task = TT.teacher_task(inputs=3, hidden=3, outputs=1, k_train=50, k_test=20)
     with pytest.raises(UserError, match="enlarge k_train"):
         T.subset_for_q(task, 100.0, 0)
     with pytest.raises(UserError, match="tabular"):
-        T.tabular_task("iris-does-not-exist")
+        TT.tabular_task("iris-does-not-exist")
     with pytest.raises(UserError, match="noise"):
-        T.teacher_task(noise=-1)
+        TT.teacher_task(noise=-1)
 
 
 def test_tabular_task_when_scikit_learn_is_there():
     pytest.importorskip("sklearn")
-    task = T.tabular_task("breast-cancer", hidden=4)
+    task = TT.tabular_task("breast-cancer", hidden=4)
     assert task.loss == "ce" and task.outputs == 2 and task.inputs == 30
     assert len(task.y_train) + len(task.y_test) == 569
     assert abs(task.x_train.mean().item()) < 1e-6

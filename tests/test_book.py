@@ -733,7 +733,7 @@ def test_the_calculator_offers_every_model_a_page_trains():
             used |= {v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str) and v in MODELS}
     assert {"cifar-cpu", "cnn-simple-narrow"} <= used  # the grids and notebooks were read
     rows = planner.pairs(["cifar-cpu", "cnn-simple-narrow"], ["cifar10-jpeg"])
-    assert [r["P"] for r in rows] == [planner.parameter_count(m, registry.dataset_spec("cifar10-jpeg"))
+    assert [r["P"] for r in rows] == [planner.count_parameters(m, registry.dataset_spec("cifar10-jpeg"))
                                       for m in ("cifar-cpu", "cnn-simple-narrow")]
     offered = set(_parameter_defaults(ROOT / "notebooks" / "q_planner.ipynb")["model_names"])
     assert used <= offered, f"the calculator lacks {sorted(used - offered)}: add them to q_planner's model_names"

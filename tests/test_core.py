@@ -84,7 +84,7 @@ def test_planning_leaves_the_global_random_state_alone(synthetic):
     """P, the Q table and the fraction for a target Q build the model on the meta device: no weights are drawn, so
     planning cannot change a run that seeds once and plans before building its model; P is still the real count."""
     state = torch.get_rng_state()
-    p = planner.parameter_count("cnn-simple", registry.dataset_spec("mnist"))
+    p = planner.count_parameters("cnn-simple", registry.dataset_spec("mnist"))
     table = planner.q_table("resnet18-cifar", "cifar10", [1 / 2], [2.0])
     fraction = planner.subset_fraction("cnn-simple", synthetic, target_q=0.5)
     [pair] = planner.pairs(["cnn-simple"], ["mnist"])
@@ -95,7 +95,7 @@ def test_planning_leaves_the_global_random_state_alone(synthetic):
     assert table["P"].iloc[0] == count_parameters(build_model("resnet18-cifar", (3, 32, 32), 10))
     assert fraction == min_subset_size(p, 10, 0.5) / len(synthetic.y_train)
     with pytest.raises(UserError, match="does not accept inputs"):  # the shape check works on the meta device too
-        planner.parameter_count("resnet18", registry.dataset_spec("mnist"))
+        planner.count_parameters("resnet18", registry.dataset_spec("mnist"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
