@@ -214,3 +214,31 @@ def main_in_process(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int
         rc = stop.code if isinstance(stop.code, int) else 1
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def files_under(path: Path) -> dict[str, int]:
+    """Every file and folder under ``path`` with its modification time: to show that nothing changed."""
+    return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in sorted(path.rglob("*"))}
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1, f"expected one line on stderr, got: {err}"
+    assert lines[0].startswith("subsetlib: error: "), lines[0]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def assert_refused_in_one_line(argv: list[str], folder: Path, capsys: pytest.CaptureFixture,
+                               expected: list[str], absent: list[str] = ()) -> None:
+    """The CLI refuses ``argv``: exit status 2, nothing on stdout, one error line holding every text of ``expected``
+    and none of ``absent``, and nothing under ``folder`` written or touched."""
+    before = files_under(folder)
+    rc, out, err = main_in_process(argv, capsys)
+    line = one_error_line(err)
+    assert rc == 2 and out == ""
+    for text in expected:
+        assert text in line, f"{text!r} not in {line!r}"
+    for text in absent:
+        assert text not in line, f"{text!r} in {line!r}"
+    assert files_under(folder) == before

@@ -14,23 +14,24 @@ import papermill
 import pytest
 import torch
 import yaml
-from conftest import PYTHON, REAL_DATA, Child, child_env, main_in_process, wait_for, write_notebook
+from conftest import (
+    PYTHON,
+    REAL_DATA,
+    Child,
+    assert_refused_in_one_line,
+    child_env,
+    files_under,
+    main_in_process,
+    one_error_line,
+    wait_for,
+    write_notebook,
+)
 
 from subsetlib import data, grids, planner, registry, subsets
 from subsetlib.repo import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SYN = ["--dataset", "synthetic", "--device", "cpu"]
-
-
-def files_under(path: Path) -> dict[str, int]:
-    return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in sorted(path.rglob("*"))}
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip("\n").split("\n")
-    assert len(lines) == 1 and lines[0].startswith("subsetlib: error: "), err
-    return lines[0]
 
 
 def probe_cases(tmp: Path) -> dict[str, tuple[list[str], list[str], list[str]]]:
@@ -92,15 +93,7 @@ def probe_folder(tmp_path, monkeypatch) -> Path:
 @pytest.mark.parametrize("case", sorted(probe_cases(Path("."))))
 def test_probe_cli_mistakes_end_in_one_line_and_write_nothing(case, probe_folder, capsys):
     argv, expected, absent = probe_cases(probe_folder)[case]
-    before = files_under(probe_folder)
-    rc, out, err = main_in_process(argv, capsys)
-    line = one_error_line(err)
-    assert rc == 2 and out == ""
-    for text in expected:
-        assert text in line, f"{text!r} not in {line!r}"
-    for text in absent:
-        assert text not in line, f"{text!r} in {line!r}"
-    assert files_under(probe_folder) == before
+    assert_refused_in_one_line(argv, probe_folder, capsys, expected, absent)
 
 
 def test_probe_hints_name_grid_files_that_exist():

@@ -19,26 +19,24 @@ import papermill
 import pytest
 import torch
 import yaml
-from conftest import PYTHON, REAL_DATA, child_env, main_in_process, tiny_config, wait_for, write_notebook
+from conftest import (
+    PYTHON,
+    REAL_DATA,
+    assert_refused_in_one_line,
+    child_env,
+    files_under,
+    main_in_process,
+    one_error_line,
+    tiny_config,
+    wait_for,
+    write_notebook,
+)
 
 from subsetlib import batch, data, formats, grids, protocols, q, results, subsets, train
 from subsetlib.errors import UserError
 from subsetlib.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def files_under(path: Path) -> dict[str, int]:
-    """Every file and folder under ``path`` with its modification time: to show that nothing changed."""
-    return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in sorted(path.rglob("*"))}
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip("\n").split("\n")
-    assert len(lines) == 1, f"expected one line on stderr, got: {err}"
-    assert lines[0].startswith("subsetlib: error: "), lines[0]
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -115,13 +113,7 @@ def test_bad_cli_flags_end_in_one_line_and_write_nothing(case, tmp_path, monkeyp
         pytest.skip("a GPU is visible here")
     (tmp_path / "notes.txt").write_text("a file, not a folder\n")
     monkeypatch.chdir(tmp_path)  # the default --results is results/adhoc below the working directory
-    before = files_under(tmp_path)
-    rc, out, err = main_in_process(argv, capsys)
-    line = one_error_line(err)
-    assert rc == 2 and out == ""
-    for text in expected:
-        assert text in line, f"{text!r} not in {line!r}"
-    assert files_under(tmp_path) == before
+    assert_refused_in_one_line(argv, tmp_path, capsys, expected)
 
 
 def test_bad_flags_in_a_real_process_exit_2_without_traceback(tmp_path):
@@ -265,13 +257,7 @@ GRID_CASES = ["invalid YAML", "no stages", "empty product", "unknown key", "unkn
 def test_bad_grid_files_end_in_one_line_and_write_nothing(case, tmp_path, monkeypatch, capsys):
     path, expected = grid_case(tmp_path, case)
     monkeypatch.chdir(tmp_path)
-    before = files_under(tmp_path)
-    rc, out, err = main_in_process(["batch", str(path)], capsys)
-    line = one_error_line(err)
-    assert rc == 2 and out == ""
-    for text in expected:
-        assert text in line, f"{text!r} not in {line!r}"
-    assert files_under(tmp_path) == before
+    assert_refused_in_one_line(["batch", str(path)], tmp_path, capsys, expected)
     assert not (tmp_path / "results").exists() and not (tmp_path / "book").exists()
 
 
