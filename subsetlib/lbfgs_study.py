@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from subsetlib.study2 import Design, arm_text
+from subsetlib.studies import Design
+from subsetlib.study2 import arm_text
 from subsetlib.verdicts import RULES, Rules, converged
 
 

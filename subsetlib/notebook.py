@@ -91,11 +91,11 @@ def _check_model(name: object) -> None:
 
 def _registry_checks() -> dict[str, object]:
     from subsetlib.registry import dataset_spec
-    from subsetlib.studies import study_config
+    from subsetlib.studies import design, study_config
     from subsetlib.train import check_precision
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction,
-            "precision": check_precision, "study": study_config}
+            "precision": check_precision, "study": study_config, "design": design}
 
 
 def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: float = math.inf):
@@ -112,7 +112,7 @@ def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: f
 
 COUNT, COUNT_OR_ZERO = _number_rule(0, whole=True), _number_rule(0, low_open=False, whole=True)
 RULES = {"dataset": "dataset", "model": "model", "seed": "seed", "fraction": "fraction", "precision": "precision",
-         "study": "study",
+         "study": "study", "design": "design",
          "count": COUNT, "count_or_zero": COUNT_OR_ZERO, "positive": _number_rule(0),
          "not_negative": _number_rule(0, low_open=False), "growth": _number_rule(1),
          "eval_dense": _number_rule(0, low_open=False, whole=True, high=20)}
@@ -128,7 +128,8 @@ CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "model
            "tabular_target_fraction": "positive", "noise_levels": "not_negative",
            "tabular_weight_decay": "not_negative", "growth": "growth", "growths": "growth",
            "k_train": "count", "k_test": "count", "inputs": "count", "hidden": "count", "outputs": "count",
-           "tabular_hidden": "count", "study_name": "study"}
+           "tabular_hidden": "count", "study_name": "study",
+           "design": "design", "designs": "design"}
 COUNT_SUFFIXES = ("epochs", "steps", "iterations", "size", "sizes", "examples", "rounds")  # subset_steps, batch_size
 
 

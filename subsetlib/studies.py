@@ -4,12 +4,14 @@ it, so a page cannot silently disagree with its grid (and retrain instead of loa
 A ``StudyConfig`` holds every setting of the study pages (hypothesis, widths, baselines, claims) that defines a run;
 ``run_fields`` turns it into the ``protocols.RunConfig`` fields of one dataset and model. Changing a value here
 changes run ids: the stored runs in ``results/study*/`` are those of these values (``tests/test_studies.py``).
+Study v2's ``Design``s live here too, for the same reason (``study2`` runs and analyses them).
 No torch: the grid loader and the pages' parameter checks import it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from subsetlib.errors import UserError
+from subsetlib.verdicts import RULES, Rules
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,83 @@ def study_config(name: str, dataset: str | None = None) -> StudyConfig:
     if dataset is not None and dataset not in study.datasets:
         raise UserError(f"dataset {dataset!r} is not in study {name!r}: choose one of {', '.join(study.datasets)}")
     return study
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Study v2 (book/plan-v2.md): one design per dataset, run by study2
+
+
+@dataclass(frozen=True)
+class Design:
+    """One dataset's arms. ``model`` is the main width (it also gets the equal-compute arms: subset phase, then
+    fine-tuning on the full set to a total of ``epochs`` epoch-equivalents); ``widths`` are other widths of the same
+    family, run on ``width_seeds`` for the Q-or-fraction question."""
+
+    dataset: str
+    model: str = "cnn-simple"
+    fractions: tuple[float, ...] = (1 / 4, 1 / 8, 1 / 32)  # the main width's subset arms
+    widths: dict[str, tuple[float, ...]] = field(default_factory=dict)  # other widths → their subset fractions
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    width_seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8  # conventional budget B (its check: 2B); also the equal-compute arms' total budget
+    min_subset_steps: int = 500  # a subset phase: `epochs` epochs over its subset, but at least this many steps
+    max_doublings: int = 3  # the ladder: pairs (B, 2B), (2B, 4B), (4B, 8B) at most
+    augment: bool = False
+    batch_size: int = 128
+    eval_train_examples: int | None = 10_000  # the full-set training loss on this fixed sample of the set (None: all)
+    rules: Rules = RULES
+
+    def run_config(self, model: str):
+        """The RunConfig of every run of this design at one width."""
+        from subsetlib.protocols import RunConfig
+
+        return RunConfig(dataset=self.dataset, model=model, batch_size=self.batch_size, augment=self.augment,
+                         eval_every=1.0, eval_dense=3, eval_train_examples=self.eval_train_examples,
+                         lr_schedule="cosine")
+
+    def arms(self) -> list[tuple[str, tuple[float, ...], tuple[int, ...]]]:
+        """(model, subset fractions, seeds) for every width, the main one first."""
+        return [(self.model, self.fractions, self.seeds)] + [(m, f, self.width_seeds) for m, f in self.widths.items()]
+
+
+DESIGNS: dict[str, Design] = {
+    # MNIST's loss still fell 30-44 % from 4 to 8 epochs at widths 6 and 16 (sizing runs): the main width is 6, whose
+    # ladder is affordable on 2 CPU cores; the width sweep runs on Fashion-MNIST, where the loss flattens sooner
+    "mnist": Design("mnist", model="cnn-simple-narrow", fractions=(1 / 8, 1 / 32, 1 / 256),
+                    widths={"cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),
+    "fashion-mnist": Design("fashion-mnist", model="cnn-simple", fractions=(1 / 4, 1 / 8, 1 / 32),
+                            widths={"cnn-simple-narrow": (1 / 8, 1 / 32, 1 / 128, 1 / 512),
+                                    "cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),
+    # CIFAR-10 re-encoded as JPEG (its own dataset), without augmentation: the question is where the training loss's
+    # minimum lies, and augmentation changes that loss every epoch. Width 16 puts Q = 3.7 at a quarter of the set
+    "cifar10-jpeg": Design("cifar10-jpeg", model="cifar-cpu-narrow", fractions=(1 / 4, 1 / 8, 1 / 32), seeds=(0, 1, 2),
+                           widths={"cifar-cpu-w8": (1 / 8, 1 / 32, 1 / 128)}),
+    # The same plan and rules for a GPU (grids/study-v2-gpu.yaml; not run on this book's CPUs): the full-width model,
+    # B = 32 epochs (ladder to 256), the full-set loss on the whole set, every seed on every width. MNIST at width 16
+    # puts Q = 1.6 / 3.1 / 6.3 at 1/16, 1/8, 1/4: the target Qs 1.5-3 a secondary summary suggests (our inference)
+    "mnist-gpu": Design("mnist", model="cnn-simple", fractions=(1 / 4, 1 / 8, 1 / 16, 1 / 64),
+                        widths={"cnn-simple-narrow": (1 / 8, 1 / 32, 1 / 128, 1 / 512),
+                                "cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)},
+                        width_seeds=(0, 1, 2, 3, 4), epochs=32, min_subset_steps=2000, eval_train_examples=None),
+    "fashion-mnist-gpu": Design("fashion-mnist", model="cnn-simple", fractions=(1 / 4, 1 / 8, 1 / 16, 1 / 64),
+                                widths={"cnn-simple-narrow": (1 / 8, 1 / 32, 1 / 128, 1 / 512),
+                                        "cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)},
+                                width_seeds=(0, 1, 2, 3, 4), epochs=32, min_subset_steps=2000,
+                                eval_train_examples=None),
+    "cifar10-jpeg-gpu": Design("cifar10-jpeg", model="cifar-cpu-narrow", fractions=(1 / 4, 1 / 8, 1 / 32),
+                               widths={"cifar-cpu": (1 / 2, 1 / 4, 1 / 8), "cifar-cpu-w8": (1 / 8, 1 / 32, 1 / 128)},
+                               width_seeds=(0, 1, 2, 3, 4), epochs=32, min_subset_steps=2000,
+                               eval_train_examples=None),
+    # seconds, for tests and SUBSETLIB_SMOKE
+    "synthetic": Design("synthetic", fractions=(1 / 4,), widths={"cnn-simple-narrow": (1 / 4,)}, seeds=(0, 1),
+                        width_seeds=(0,), epochs=1, min_subset_steps=4, max_doublings=1, batch_size=250,
+                        eval_train_examples=300),
+}
+
+
+def design(name: str) -> Design:
+    """The design called ``name``: a dataset's name for the CPU designs this book runs, ``<dataset>-gpu`` for the
+    same plan at GPU budgets."""
+    if name not in DESIGNS:
+        raise UserError(f"study v2 has no design {name!r}: choose one of {', '.join(DESIGNS)}")
+    return DESIGNS[name]

@@ -9,75 +9,14 @@ other way round. Per width and seed, every subset phase starts from the same ini
 
 import json
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from subsetlib import verdicts
+from subsetlib.studies import DESIGNS, Design, design
 from subsetlib.verdicts import RULES, Rules, converged
-
-
-@dataclass(frozen=True)
-class Design:
-    """One dataset's arms. ``model`` is the main width (it also gets the equal-compute arms: subset phase, then
-    fine-tuning on the full set to a total of ``epochs`` epoch-equivalents); ``widths`` are other widths of the same
-    family, run on ``width_seeds`` for the Q-or-fraction question."""
-
-    dataset: str
-    model: str = "cnn-simple"
-    fractions: tuple[float, ...] = (1 / 4, 1 / 8, 1 / 32)  # the main width's subset arms
-    widths: dict[str, tuple[float, ...]] = field(default_factory=dict)  # other widths → their subset fractions
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    width_seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 8  # conventional budget B (its check: 2B); also the equal-compute arms' total budget
-    min_subset_steps: int = 500  # a subset phase: `epochs` epochs over its subset, but at least this many steps
-    max_doublings: int = 3  # the ladder: pairs (B, 2B), (2B, 4B), (4B, 8B) at most
-    augment: bool = False
-    batch_size: int = 128
-    eval_train_examples: int = 10_000  # the full-set training loss is measured on this fixed sample of the set
-    rules: Rules = RULES
-
-    def run_config(self, model: str):
-        """The RunConfig of every run of this design at one width."""
-        from subsetlib.protocols import RunConfig
-
-        return RunConfig(dataset=self.dataset, model=model, batch_size=self.batch_size, augment=self.augment,
-                         eval_every=1.0, eval_dense=3, eval_train_examples=self.eval_train_examples,
-                         lr_schedule="cosine")
-
-    def arms(self) -> list[tuple[str, tuple[float, ...], tuple[int, ...]]]:
-        """(model, subset fractions, seeds) for every width, the main one first."""
-        return [(self.model, self.fractions, self.seeds)] + [(m, f, self.width_seeds) for m, f in self.widths.items()]
-
-
-DESIGNS: dict[str, Design] = {
-    # MNIST's loss still fell 30-44 % from 4 to 8 epochs at widths 6 and 16 (sizing runs): the main width is 6, whose
-    # ladder is affordable on 2 CPU cores; the width sweep runs on Fashion-MNIST, where the loss flattens sooner
-    "mnist": Design("mnist", model="cnn-simple-narrow", fractions=(1 / 8, 1 / 32, 1 / 256),
-                    widths={"cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),
-    "fashion-mnist": Design("fashion-mnist", model="cnn-simple", fractions=(1 / 4, 1 / 8, 1 / 32),
-                            widths={"cnn-simple-narrow": (1 / 8, 1 / 32, 1 / 128, 1 / 512),
-                                    "cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),
-    # CIFAR-10 re-encoded as JPEG (its own dataset), without augmentation: the question is where the training loss's
-    # minimum lies, and augmentation changes that loss every epoch. Width 16 puts Q = 3.7 at a quarter of the set
-    "cifar10-jpeg": Design("cifar10-jpeg", model="cifar-cpu-narrow", fractions=(1 / 4, 1 / 8, 1 / 32), seeds=(0, 1, 2),
-                           widths={"cifar-cpu-w8": (1 / 8, 1 / 32, 1 / 128)}),
-    # seconds, for tests and SUBSETLIB_SMOKE
-    "synthetic": Design("synthetic", fractions=(1 / 4,), widths={"cnn-simple-narrow": (1 / 4,)}, seeds=(0, 1),
-                        width_seeds=(0,), epochs=1, min_subset_steps=4, max_doublings=1, batch_size=250,
-                        eval_train_examples=300),
-}
-
-
-def design(dataset: str) -> Design:
-    """The design for a dataset (the designs are keyed by dataset name)."""
-    from subsetlib.errors import UserError
-
-    if dataset not in DESIGNS:
-        raise UserError(f"study v2 has no design for dataset {dataset!r}: choose one of {', '.join(DESIGNS)}")
-    return DESIGNS[dataset]
 
 
 def subset_epochs(d: Design, k: int) -> int:

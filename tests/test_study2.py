@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import study2
+from subsetlib import studies, study2
 
-D = study2.Design("mnist", seeds=(0, 1, 2), epochs=4)
+D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
 
 def run(rid, protocol, seed, loss, acc, *, fraction=1.0, epochs=math.nan, subset_epochs=math.nan, subset_loss=None,
@@ -137,9 +137,20 @@ def test_subset_phases_get_epochs_or_steps_whichever_is_more():
 
 
 def test_every_design_builds_a_valid_run_config():
-    for name, d in study2.DESIGNS.items():
+    for name, d in studies.DESIGNS.items():
         assert d.run_config(d.model).lr_schedule == "cosine"
-        assert study2.design(name) is d
+        assert studies.design(name) is d
+        assert name in (d.dataset, f"{d.dataset}-gpu", "synthetic")
+
+
+def test_the_gpu_mnist_design_meets_the_target_qs_its_comment_names():
+    from subsetlib import planner, registry
+    from subsetlib.q import overdetermination_ratio
+
+    d, spec = studies.design("mnist-gpu"), registry.dataset_spec("mnist")
+    p = planner.count_parameters(d.model, spec)
+    qs = {f: overdetermination_ratio(round(f * spec.train_size), spec.num_classes, p) for f in d.fractions}
+    assert [round(qs[f], 1) for f in (1 / 16, 1 / 8, 1 / 4)] == [1.6, 3.1, 6.3]
 
 
 def test_pairs_beyond_the_plans_cap_are_shown_but_never_used():
@@ -159,6 +170,6 @@ def test_the_ladder_trains_no_pair_beyond_the_cap(tmp_path, synthetic):
     """The smoke design allows one doubling: conventional runs on 1 and 2 epochs, nothing longer."""
     from subsetlib import results
 
-    d = study2.design("synthetic")
+    d = studies.design("synthetic")
     study2.run_width(synthetic, d, "cnn-simple-narrow", (), 0, str(tmp_path))
     assert sorted(results.load(tmp_path)["epochs"]) == [1, 2]
