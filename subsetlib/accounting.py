@@ -92,8 +92,10 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame, goals: pd.DataFrame
     table = pd.DataFrame(rows)
     base = table[table["protocol"] == "conventional"].set_index(["seed", "label"])
     keys = pd.MultiIndex.from_frame(table[["seed", "label"]])
-    for k in COSTS:
-        table[f"{k}_ratio"] = table[k].to_numpy() / base[k].reindex(keys).to_numpy()
+    # a reference that cost nothing (it reached the target at its start) gives no ratio, not a warning
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in COSTS:
+            table[f"{k}_ratio"] = table[k].to_numpy() / base[k].reindex(keys).to_numpy()
     return table
 
 

@@ -196,12 +196,24 @@ def closeness(mins: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     sub = mins[mins["fraction"] < 1].copy()
     ref = conv.reindex(pd.MultiIndex.from_frame(sub[["model", "seed"]]))
     sub["ref_loss"], sub["ref_acc"] = ref["train_loss"].to_numpy(), ref["test_acc"].to_numpy()
-    sub["ref_converged"] = ref["converged"].fillna(False).astype(bool).to_numpy()
+    sub["ref_converged"] = ref["converged"].astype("boolean").fillna(False).astype(bool).to_numpy()
+    sub["ref_run_id"] = ref["run_id"].to_numpy()
     sub["loss_ratio"] = sub["train_loss"] / sub["ref_loss"]
     sub["excess_nats"] = sub["train_loss"] - sub["ref_loss"]
     sub["acc_gap"] = sub["test_acc"] - sub["ref_acc"]
     sub["both_converged"] = sub["converged"] & sub["ref_converged"]
     return sub
+
+
+def closeness_points(close: pd.DataFrame) -> pd.DataFrame:
+    """The minima figure's points, one per subset minimum (width, fraction, seed): its run, the conventional minimum
+    it is measured against (``ref_run_id``), its arm in words, Q, the excess loss in nats and the accuracy gap in
+    points, and whether both phases converged (only those count towards the means the figure joins)."""
+    points = close.assign(arm=[f"{model}, {arm_text(f)}" for model, f in zip(close["model"], close["fraction"],
+                                                                             strict=True)],
+                          acc_gap_points=100 * close["acc_gap"])
+    return points[["run_id", "seed", "arm", "ref_run_id", "model", "P", "fraction", "Q", "excess_nats",
+                   "acc_gap_points", "both_converged"]].reset_index(drop=True)
 
 
 def paired_by_arm(table: pd.DataFrame, keys: list[str], arm_col: tuple[str, str], ref_col: tuple[str, str],
@@ -622,35 +634,68 @@ def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def progress_sentence(pairs: pd.DataFrame, titles: dict[str, str]) -> str:
-    """What the stored ladders say so far about the conventional arms, in words."""
+def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
+    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width."""
     conv = pairs[pairs["fraction"] >= 1]
-    if conv.empty:
-        return "No conventional pair of study v2 is stored yet."
-    parts = []
+    bullets = []
     for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
         last = arm[arm["planned"]].sort_values("budget").groupby("seed").tail(1)
         low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
-        parts.append(f"{titles.get(dataset, dataset)}, {model}: {int(arm.groupby('seed')['converged'].any().sum())} "
-                     f"of {arm['seed'].nunique()} seeds converged so far; at each seed's last doubling stored (up to "
-                     f"{int(last['budget'].max())} → {2 * int(last['budget'].max())} epochs) the training loss "
-                     f"still fell {low if low == high else f'{low}–{high}'} %")
-    return "; ".join(parts) + "."
+        bullets.append(f"- {titles.get(dataset, dataset)}, {model}: "
+                       f"{int(arm.groupby('seed')['converged'].any().sum())} of {arm['seed'].nunique()} seeds "
+                       f"converged so far; at each seed's last doubling stored (up to {int(last['budget'].max())} → "
+                       f"{2 * int(last['budget'].max())} epochs) the training loss still fell "
+                       f"{low if low == high else f'{low}–{high}'} %.")
+    return bullets
 
 
-def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str]) -> str:
-    if pairs.empty:
-        return ("**At real minima, the answer is not in yet.** The first study's verdicts are withdrawn: its phases "
-                "had not reached the minima its claims are about. No budget-doubling pair of study v2 is stored yet.")
-    """The front page's answer while study v2 runs: what the stored ladders say, and that no claim has a v2 verdict
-    until every run of a design is stored (the claims page gives the verdicts then)."""
+def budget_text(d: Design) -> str:
+    """A design's budget in words, for the "Scale:" line: widths and seeds, the first budgets and the ladder's cap."""
+    from subsetlib.present import dataset_title
+
+    widths = "".join(f", {m}" for m in d.widths)
+    others = f" ({len(d.width_seeds)} seeds at the other widths)" if d.widths else ""
+    return (f"{dataset_title(d.dataset)}: {d.model}{widths}, {len(d.seeds)} seeds{others}; conventional from "
+            f"B = {d.epochs} epochs, subsets from B epochs (at least {d.min_subset_steps} steps), doubled until "
+            f"converged, at most to {d.epochs * 2 ** d.max_doublings} epochs")
+
+
+def ladder_points(pairs: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
+    """The progress figure's points: per conventional budget-doubling pair of the plan stored so far (dataset, width,
+    seed, budget B), by how much 2B lowered the training loss, with both runs it compares."""
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)]
-    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum())
-    return (f"**At real minima, the answer is not in yet.** The first study's verdicts are withdrawn: its phases had "
-            f"not reached the minima its claims are about. Study v2 trains every phase to a minimum by a stated rule; "
-            f"{len(runs)} of its runs are stored so far, and {converged_seeds} conventional run"
-            f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule. "
-            + progress_sentence(pairs, titles))
+    return pd.DataFrame({"run_id": conv["run_id"], "run_id_2x": conv["run_id_2x"], "seed": conv["seed"],
+                         "arm": [f"{titles.get(d, d)}, {m}" for d, m in zip(conv["dataset"], conv["model"],
+                                                                           strict=True)],
+                         "budget": conv["budget"], "drop_pct": 100 * conv["drop"],
+                         "converged": conv["converged"]}).reset_index(drop=True)
+
+
+def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None
+                   ) -> str:
+    """The front page's answer while study v2 runs: first, in plain words, that the answer is not in yet, why, and
+    what stands so far; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet
+    per dataset and width; then a "Scale:" line with every stored dataset's budget. No claim has a v2 verdict until
+    every run of a design is stored (the claims page gives the verdicts then)."""
+    conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
+    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
+    stands = ("no budget-doubling pair is stored yet" if pairs.empty else
+              f"{len(runs)} of its runs are stored, and {converged_seeds} conventional run"
+              f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
+    parts = [f"**At real minima, the answer is not in yet.** Study v2 judges the paper's claims only where training "
+             f"has reached a minimum by a rule fixed before the runs (doubling the budget lowers the loss by less than "
+             f"{100 * RULES.converge_rel:g} %), and so far {stands}. The first study's verdicts are withdrawn: its "
+             "phases had not reached the minima its claims are about."]
+    if figure:
+        parts.append(figure.replace("\n", " "))
+    bullets = progress_bullets(pairs, titles) if len(pairs) else []
+    if bullets:
+        parts.append("\n".join(bullets))
+    datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
+    scales = [budget_text(DESIGNS[name]) for name in datasets if name in DESIGNS]
+    if scales:
+        parts.append("Scale: " + "; ".join(scales) + ".")
+    return "\n\n".join(parts)
 
 
 def page(dataset: str, device: str, results_dir: str) -> dict:

@@ -85,6 +85,16 @@ def test_a_close_subset_minimum_is_equal_on_both_metrics():
     assert arm["excess_nats"] == pytest.approx(0.001)
 
 
+def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
+    runs, curves = closeness_case(converged_conventional=True)
+    points = study2.closeness_points(study2.closeness(study2.minima(runs, curves)))
+    assert sorted(points["run_id"]) == ["s2-0", "s2-1", "s2-2"]  # the longer run of each subset phase's pair
+    assert sorted(points["ref_run_id"]) == ["c8-0", "c8-1", "c8-2"]
+    assert set(points["arm"]) == {"cnn-simple, subset 1/4"}
+    assert points["acc_gap_points"].tolist() == pytest.approx([-0.05] * 3)
+    assert points["both_converged"].all()
+
+
 def test_no_close_verdict_without_a_converged_reference():
     runs, curves = closeness_case(converged_conventional=False)
     arm = study2.closeness_by_arm(study2.closeness(study2.minima(runs, curves))).iloc[0]
@@ -173,3 +183,39 @@ def test_the_ladder_trains_no_pair_beyond_the_cap(tmp_path, synthetic):
     d = studies.design("synthetic")
     study2.run_width(synthetic, d, "cnn-simple-narrow", (), 0, str(tmp_path))
     assert sorted(results.load(tmp_path)["epochs"]) == [1, 2]
+
+
+def progress_case():
+    """MNIST, one seed: 8 → 16 epochs lowered the loss 40 % (not converged), 16 → 32 by 5 % (converged)."""
+    runs, curves = frames(run("c8", "conventional", 0, 0.050, 0.98, epochs=8, model="cnn-simple-narrow"),
+                          run("c16", "conventional", 0, 0.030, 0.985, epochs=16, model="cnn-simple-narrow"),
+                          run("c32", "conventional", 0, 0.0285, 0.986, epochs=32, model="cnn-simple-narrow"))
+    runs = runs.assign(dataset="mnist", lr_schedule="cosine")
+    return runs, study2.progress(runs, curves)
+
+
+def test_the_ladder_points_carry_both_runs_of_each_conventional_pair():
+    _, pairs = progress_case()
+    points = study2.ladder_points(pairs, {"mnist": "MNIST"})
+    assert points[["run_id", "run_id_2x"]].values.tolist() == [["c8", "c16"], ["c16", "c32"]]
+    assert points["drop_pct"].tolist() == pytest.approx([40.0, 5.0])
+    assert set(points["arm"]) == {"MNIST, cnn-simple-narrow"} and points["converged"].tolist() == [False, True]
+
+
+def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
+    runs, pairs = progress_case()
+    answer = study2.interim_answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
+    first, figure, bullets, scale = answer.split("\n\n")
+    assert first.startswith("**At real minima, the answer is not in yet.**") and "3 of its runs" in first
+    assert "1 conventional run has passed" in first
+    assert figure == '<figure> <img src="x"></figure>'  # one line: Markdown passes an HTML block through whole
+    assert bullets.startswith("- MNIST, cnn-simple-narrow: 1 of 1 seeds converged")
+    assert scale == "Scale: " + study2.budget_text(study2.DESIGNS["mnist"]) + "."
+    assert "B = 8 epochs" in scale and "at most to 64 epochs" in scale and "5 seeds" in scale
+
+
+def test_the_interim_answer_without_pairs_says_none_is_stored():
+    runs, _ = progress_case()
+    answer = study2.interim_answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
+    assert "no budget-doubling pair is stored yet" in answer.split("\n\n")[0]
+    assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")
