@@ -61,7 +61,10 @@ class Grid:
 
 
 def _shown(key: str, value: object) -> object:
-    """A parameter as a page title shows it: a dataset by its name in prose (Fashion-MNIST, not fashion-mnist)."""
+    """A parameter as a page title shows it: a dataset by its name in prose (Fashion-MNIST, not fashion-mnist), and
+    study v2's design by its dataset's (``mnist-gpu``: "MNIST (GPU)")."""
+    if key == "design" and isinstance(value, str) and value.removesuffix("-gpu") in DATASETS:
+        return DATASETS[value.removesuffix("-gpu")].title + (" (GPU)" if value.endswith("-gpu") else "")
     return DATASETS[value].title if key == "dataset" and value in DATASETS else value
 
 

@@ -698,13 +698,13 @@ def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, st
     return "\n\n".join(parts)
 
 
-def page(dataset: str, device: str, results_dir: str) -> dict:
-    """What an analysis page of study v2 starts with: the threads, the dataset's design, its analysis from the stored
-    runs, and the dataset's title."""
+def page(name: str, device: str, results_dir: str) -> dict:
+    """What an analysis page of study v2 starts with: the threads, the design called ``name``, its analysis from the
+    stored runs, and its dataset's title."""
     from subsetlib import data
     from subsetlib.present import dataset_title
     from subsetlib.train import set_threads
 
     set_threads()
-    d = design(dataset)
+    d = design(name)
     return {**load(data.load(d.dataset, device=device), d, results_dir), "title": dataset_title(d.dataset)}

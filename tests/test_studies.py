@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from subsetlib import batch, protocols, results, studies, study
+from subsetlib import batch, grids, protocols, results, studies, study
 from subsetlib.data import load
 from subsetlib.errors import UserError
 from subsetlib.registry import DATASETS, data_roots
@@ -114,3 +114,11 @@ def test_budget_text_is_the_configs():
     text = studies.STUDIES["study"].budget_text()
     assert text == "5 seeds, cnn-simple; conventional 12 epochs; subsets 1,500 steps + 4 fine-tuning epochs"
     assert "with augmentation" in studies.STUDIES["study-cifar"].budget_text()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "grids").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_grid_passes_its_checks(path):
+    """A grid names notebooks, parameters and designs: after a rename in a notebook or in STUDIES/DESIGNS, every
+    committed grid must still load (the GPU grids too, which no CI machine runs)."""
+    grid = grids.load_grid(path)
+    assert grid.cells
