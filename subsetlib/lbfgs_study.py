@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from subsetlib.studies import Design
-from subsetlib.study2 import arm_text
+from subsetlib.study2_report import arm_text
 from subsetlib.verdicts import RULES, Rules, converged
 
 

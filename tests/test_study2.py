@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import studies, study2
+from subsetlib import ladders, studies, study2, study2_analysis, study2_report
 
 D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
@@ -39,9 +39,9 @@ def test_the_minimum_is_read_at_the_first_converged_pair():
         run("c8", "conventional", 0, 0.030, 0.985, epochs=8),  # 40 % lower: 4 not converged
         run("c16", "conventional", 0, 0.028, 0.986, epochs=16),  # 6.7 % lower: 8 converged
         run("c32", "conventional", 0, 0.020, 0.987, epochs=32))
-    pairs = study2.ladders(runs, curves)
+    pairs = ladders.ladders(runs, curves)
     assert pairs["converged"].tolist() == [False, True, False]
-    mins = study2.minima(runs, curves)
+    mins = ladders.minima(runs, curves)
     assert mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c16"  # the longer run of the first converged pair
     assert mins.loc[0, "train_loss"] == pytest.approx(0.028)
@@ -50,7 +50,7 @@ def test_the_minimum_is_read_at_the_first_converged_pair():
 def test_a_phase_that_never_passes_is_not_converged():
     runs, curves = frames(run("c4", "conventional", 0, 0.050, 0.98, epochs=4),
                           run("c8", "conventional", 0, 0.030, 0.985, epochs=8))
-    mins = study2.minima(runs, curves)
+    mins = ladders.minima(runs, curves)
     assert not mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c8"
 
@@ -60,7 +60,7 @@ def test_subset_phases_are_judged_on_their_own_loss():
     runs, curves = frames(
         run("s10", "subset", 0, 0.40, 0.90, fraction=1 / 512, subset_epochs=10, subset_loss=0.0008, q=0.05),
         run("s20", "subset-phase", 0, 0.41, 0.90, fraction=1 / 512, subset_epochs=20, subset_loss=0.0004, q=0.05))
-    pairs = study2.ladders(runs, curves)
+    pairs = ladders.ladders(runs, curves)
     assert pairs["converged"].tolist() == [True]
     assert pairs.loc[0, "loss"] == pytest.approx(0.0008)
 
@@ -80,14 +80,14 @@ def closeness_case(converged_conventional: bool):
 
 def test_a_close_subset_minimum_is_equal_on_both_metrics():
     runs, curves = closeness_case(converged_conventional=True)
-    arm = study2.closeness_by_arm(study2.closeness(study2.minima(runs, curves))).iloc[0]
+    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves))).iloc[0]
     assert (arm["loss_verdict"], arm["acc_verdict"]) == ("equal", "equal")
     assert arm["excess_nats"] == pytest.approx(0.001)
 
 
 def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
     runs, curves = closeness_case(converged_conventional=True)
-    points = study2.closeness_points(study2.closeness(study2.minima(runs, curves)))
+    points = study2_analysis.closeness_points(study2_analysis.closeness(ladders.minima(runs, curves)))
     assert sorted(points["run_id"]) == ["s2-0", "s2-1", "s2-2"]  # the longer run of each subset phase's pair
     assert sorted(points["ref_run_id"]) == ["c8-0", "c8-1", "c8-2"]
     assert set(points["arm"]) == {"cnn-simple, subset 1/4"}
@@ -97,7 +97,7 @@ def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
 
 def test_no_close_verdict_without_a_converged_reference():
     runs, curves = closeness_case(converged_conventional=False)
-    arm = study2.closeness_by_arm(study2.closeness(study2.minima(runs, curves))).iloc[0]
+    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves))).iloc[0]
     assert arm["usable"] == 0
     assert (arm["loss_verdict"], arm["acc_verdict"]) == ("not converged", "not converged")
 
@@ -109,11 +109,14 @@ def costs(ratio: float, finetune_flops: float, n: int = 3) -> pd.DataFrame:
 
 
 def test_a_tenth_is_refuted_only_with_a_long_enough_fine_tuning():
-    assert study2.tenth_by_arm(costs(0.8, finetune_flops=2e12)).loc[0, "verdict"] == "refuted"
+    def verdict(table):
+        return study2_analysis.tenth_by_arm(table).loc[0, "verdict"]
+
+    assert verdict(costs(0.8, finetune_flops=2e12)) == "refuted"
     # the first study's case: the arm's fine-tuning was shorter than conventional training needs to reach the target
-    assert study2.tenth_by_arm(costs(0.8, finetune_flops=0.5e12)).loc[0, "verdict"] == "not testable at this budget"
-    assert study2.tenth_by_arm(costs(0.05, finetune_flops=0.5e12)).loc[0, "verdict"] == "reproduced"
-    assert study2.tenth_by_arm(costs(0.05, finetune_flops=0.5e12, n=2)).loc[0, "verdict"] == "inconclusive at 2 seeds"
+    assert verdict(costs(0.8, finetune_flops=0.5e12)) == "not testable at this budget"
+    assert verdict(costs(0.05, finetune_flops=0.5e12)) == "reproduced"
+    assert verdict(costs(0.05, finetune_flops=0.5e12, n=2)) == "inconclusive at 2 seeds"
 
 
 def q_case(by: str) -> pd.DataFrame:
@@ -131,10 +134,10 @@ def q_case(by: str) -> pd.DataFrame:
 
 
 def test_q_or_fraction_is_judged_per_metric():
-    verdicts = study2.q_or_fraction(q_case("Q")).set_index("metric")["verdict"]
+    verdicts = study2_analysis.q_or_fraction(q_case("Q")).set_index("metric")["verdict"]
     assert verdicts["log of the loss ratio"] == "Q governs"
     assert verdicts["test-accuracy gap"] == "the fraction governs"
-    flipped = study2.q_or_fraction(q_case("fraction")).set_index("metric")["verdict"]
+    flipped = study2_analysis.q_or_fraction(q_case("fraction")).set_index("metric")["verdict"]
     assert flipped["log of the loss ratio"] == "the fraction governs"
     assert flipped["test-accuracy gap"] == "Q governs"
 
@@ -168,10 +171,10 @@ def test_pairs_beyond_the_plans_cap_are_shown_but_never_used():
     ladder ran one pair too many) passes the rule against 32 but must not make the arm converged."""
     losses = {4: 0.10, 8: 0.07, 16: 0.05, 32: 0.035, 64: 0.034}
     runs, curves = frames(*(run(f"c{e}", "conventional", 0, loss, 0.98, epochs=e) for e, loss in losses.items()))
-    pairs = study2.ladders(runs, curves, max_doublings=3)
+    pairs = ladders.ladders(runs, curves, max_doublings=3)
     assert pairs["planned"].tolist() == [True, True, True, False]
     assert pairs["converged"].tolist() == [False, False, False, True]
-    mins = study2.minima(runs, curves, max_doublings=3)
+    mins = ladders.minima(runs, curves, max_doublings=3)
     assert not mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c32"
 
@@ -191,12 +194,12 @@ def progress_case():
                           run("c16", "conventional", 0, 0.030, 0.985, epochs=16, model="cnn-simple-narrow"),
                           run("c32", "conventional", 0, 0.0285, 0.986, epochs=32, model="cnn-simple-narrow"))
     runs = runs.assign(dataset="mnist", lr_schedule="cosine")
-    return runs, study2.progress(runs, curves)
+    return runs, ladders.progress(runs, curves)
 
 
 def test_the_ladder_points_carry_both_runs_of_each_conventional_pair():
     _, pairs = progress_case()
-    points = study2.ladder_points(pairs, {"mnist": "MNIST"})
+    points = ladders.ladder_points(pairs, {"mnist": "MNIST"})
     assert points[["run_id", "run_id_2x"]].values.tolist() == [["c8", "c16"], ["c16", "c32"]]
     assert points["drop_pct"].tolist() == pytest.approx([40.0, 5.0])
     assert set(points["arm"]) == {"MNIST, cnn-simple-narrow"} and points["converged"].tolist() == [False, True]
@@ -204,18 +207,18 @@ def test_the_ladder_points_carry_both_runs_of_each_conventional_pair():
 
 def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     runs, pairs = progress_case()
-    answer = study2.interim_answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
+    answer = study2_report.interim_answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
     first, figure, bullets, scale = answer.split("\n\n")
     assert first.startswith("**At real minima, the answer is not in yet.**") and "3 of its runs" in first
     assert "1 conventional run has passed" in first
     assert figure == '<figure> <img src="x"></figure>'  # one line: Markdown passes an HTML block through whole
     assert bullets.startswith("- MNIST, cnn-simple-narrow: 1 of 1 seeds converged")
-    assert scale == "Scale: " + study2.budget_text(study2.DESIGNS["mnist"]) + "."
+    assert scale == "Scale: " + study2_report.budget_text(studies.DESIGNS["mnist"]) + "."
     assert "B = 8 epochs" in scale and "at most to 64 epochs" in scale and "5 seeds" in scale
 
 
 def test_the_interim_answer_without_pairs_says_none_is_stored():
     runs, _ = progress_case()
-    answer = study2.interim_answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
+    answer = study2_report.interim_answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
     assert "no budget-doubling pair is stored yet" in answer.split("\n\n")[0]
     assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")

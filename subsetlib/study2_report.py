@@ -1,0 +1,285 @@
+"""Study v2 in words, tables and colours for its pages: the library words the verdicts, the notebooks show them.
+The claims table, the front page's interim answer, and one sentence per question and dataset.
+"""
+
+import math
+
+import pandas as pd
+
+from subsetlib import verdicts
+from subsetlib.studies import DESIGNS, Design
+from subsetlib.verdicts import RULES, Rules
+
+
+def arm_text(fraction: float) -> str:
+    """'conventional' for the full set, else 'subset 1/8': how every v2 table names an arm."""
+    if fraction >= 1:
+        return "conventional"
+    inverse = 1 / fraction
+    return f"subset 1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"subset {fraction:.3g}"
+
+
+CONVERGENCE_COLUMNS = {"arm": "arm", "Q": "Q", "seed": "seed", "budget": "B (epochs over its set)",
+                       "loss": "loss at B", "loss_2x": "loss at 2B", "drop_pct": "lower at 2B (%)",
+                       "verdict": "rule"}
+
+
+CONVERGENCE_DIGITS = {"Q": 2, "loss": 4, "loss_2x": 4, "drop_pct": 1}
+
+
+def convergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every doubling pair, in arm order (conventional first, then by falling fraction), for the runs page."""
+    table = pairs.sort_values(["fraction", "seed", "budget"], ascending=[False, True, True]).copy()
+    table["arm"] = table["fraction"].map(arm_text)
+    table["drop_pct"] = 100 * table["drop"]
+    table["verdict"] = table["converged"].map({True: "converged", False: "not converged"})
+    if "planned" in table:
+        table.loc[~table["planned"], "verdict"] += " (beyond the plan's cap: not used)"
+    return table
+
+
+def convergence_text(pairs: pd.DataFrame, d: Design) -> str:
+    """One sentence per arm: how many seeds converged at which budgets."""
+    lines = []
+    for fraction, arm in pairs.groupby("fraction", sort=False):
+        seeds = arm.groupby("seed")["converged"].any()
+        at = sorted({int(b) for b in arm.loc[arm["converged"], "budget"]})
+        where = f" (at B = {', '.join(map(str, at))})" if at else ""
+        lines.append(f"- **{arm_text(fraction)}**: {int(seeds.sum())} of {len(seeds)} seeds converged{where}.")
+    order = sorted(lines, key=lambda line: not line.startswith("- **conventional"))
+    return (f"Rule: a phase on budget B is converged when 2B lowers its loss by less than "
+            f"{100 * d.rules.converge_rel:g} % or by less than {d.rules.converge_abs:g} nats; at most "
+            f"{d.max_doublings} doublings.\n\n" + "\n".join(order))
+
+
+def width_text(model: str, p: int) -> str:
+    return f"{model} (P = {int(p):,})"
+
+
+def _ratio_text(test: verdicts.Paired) -> str:
+    """A paired log ratio as a ratio with its interval: '1.52× [1.40, 1.66], n = 5'."""
+    if test.n == 0:
+        return "no converged pairs"
+    if test.n == 1 or not math.isfinite(test.low):
+        return f"{math.exp(test.mean):.3g}× (n = {test.n})"
+    return f"{math.exp(test.mean):.3g}× [{math.exp(test.low):.3g}, {math.exp(test.high):.3g}], n = {test.n}"
+
+
+PAIRED_COLUMNS = {"ratio_text": "full-set loss ÷ reference", "excess_nats": "excess loss (nats)",
+                  "loss_verdict": "loss verdict", "acc_text": "test accuracy − reference (points)",
+                  "acc_verdict": "accuracy verdict"}
+
+
+def _paired_columns(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    table["ratio_text"] = table["loss"].map(_ratio_text)
+    table["acc_text"] = table["acc"].map(lambda t: t.text(100, "", 2) if t.n else "no converged pairs")
+    return table
+
+
+def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """Question 1 per arm, for ``present.table``: (rows, columns, digits)."""
+    table = _paired_columns(by_arm)
+    table["width"] = [width_text(m, p) for m, p in zip(table["model"], table["P"], strict=True)]
+    table["arm"] = table["fraction"].map(arm_text)
+    table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
+    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "seeds with both phases converged",
+               **PAIRED_COLUMNS}
+    return table, columns, {"Q": 2, "excess_nats": 4}
+
+
+def equal_compute_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """Question 2 per equal-compute arm, for ``present.table``."""
+    table = _paired_columns(by_arm)
+    table["arm"] = table["fraction"].map(arm_text)
+    columns = {"arm": "arm", "Q": "Q of the subset", "flops_ratio": "training FLOPs ÷ conventional",
+               "seeds": "seeds", **PAIRED_COLUMNS}
+    return table, columns, {"Q": 2, "flops_ratio": 2, "excess_nats": 4}
+
+
+def tenth_table(tenth: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """"A tenth or less" per arm and metric, for ``present.table``."""
+    table = tenth.copy()
+    table["arm"] = table["fraction"].map(arm_text)
+    table["target"] = table["metric"].map({"test_acc": "test accuracy ≥ minimum − 0.3 pt",
+                                           "train_loss": "training loss ≤ 1.1 × minimum"})
+    table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["seeds"], strict=True)]
+    table["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "–"
+                         for lo, hi in zip(table["low"], table["high"], strict=True)]
+    columns = {"target": "target", "arm": "arm", "Q": "Q", "reached_text": "seeds that reached it",
+               "ratio": "cost ÷ conventional (geometric mean)", "interval": "95 % interval", "verdict": "verdict"}
+    return table, columns, {"Q": 2, "ratio": 2}
+
+
+def _count(verdict_list: list[str], word: str) -> int:
+    return sum(v == word for v in verdict_list)
+
+
+def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -> str:
+    """The answer to question 1 on one dataset, in words, from the verdicts."""
+    high = by_arm[by_arm["Q"] >= rules.q_high]
+    usable = high[high["usable"] > 0]
+    if usable.empty:
+        return (f"On {title}, no subset arm with Q ≥ {rules.q_high:g} has both phases converged, so how close its "
+                "minimum is cannot be judged at this budget.")
+    loss, acc = usable["loss_verdict"].tolist(), usable["acc_verdict"].tolist()
+    return (f"On {title}, of {len(usable)} subset arms with Q ≥ {rules.q_high:g} and converged phases, "
+            f"{_count(loss, 'equal')} sit within 10 % of the full-set minimum in training loss "
+            f"({_count(loss, 'worse')} are farther, the rest inconclusive; ratios "
+            f"{usable['ratio'].min():.2f}× to {usable['ratio'].max():.2f}×, excess "
+            f"{usable['excess_nats'].min():.3f} to {usable['excess_nats'].max():.3f} nats), and "
+            f"{_count(acc, 'equal')} within 0.3 points in test accuracy ({_count(acc, 'worse')} worse; gaps "
+            f"{100 * usable['acc_gap'].min():+.2f} to {100 * usable['acc_gap'].max():+.2f} points).")
+
+
+def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
+    """The answer to question 2 on one dataset, in words."""
+    parts = []
+    for _, arm in by_arm.iterrows():
+        parts.append(f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
+                     f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} "
+                     f"({arm['acc'].text(100, ' pt', 2)})")
+    return (f"On {title} at {d.epochs} epoch-equivalents of training (the conventional arm's B), each "
+            f"equal-compute arm against conventional training of the same seed: " + "; ".join(parts) + ".")
+
+
+def width_advice(close: pd.DataFrame) -> str:
+    """For a practitioner: on the same subset, which width gave the better model at the subset minimum? Counted
+    over the fractions that several widths share (seed means, converged seeds)."""
+    ok = close[close["both_converged"]]
+    arms = ok.groupby(["fraction", "model", "P"], as_index=False).agg(loss=("train_loss", "mean"),
+                                                                       acc=("test_acc", "mean"))
+    shared = arms.groupby("fraction").filter(lambda t: len(t) > 1)
+    if shared.empty:
+        return "No subset fraction was run (and converged) at more than one width, so widths cannot be compared."
+    lines = []
+    for fraction, arm in shared.groupby("fraction", sort=False):
+        by_loss, by_acc = arm.sort_values("loss").iloc[0], arm.sort_values("acc").iloc[-1]
+        lines.append(f"- subset {arm_text(fraction)[7:]}: lowest full-set loss with {by_loss['model']} "
+                     f"({by_loss['loss']:.4f}), best test accuracy with {by_acc['model']} "
+                     f"({100 * by_acc['acc']:.2f} %), over {len(arm)} widths")
+    return "On the same subset:\n\n" + "\n".join(sorted(lines, reverse=True))
+
+
+def _cost_text(ratio: float) -> str:
+    return f"{ratio:.2f}×" if math.isfinite(ratio) else "not reached"
+
+
+def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
+    """The claims table of study v2: one row per claim, dataset and metric, with the verdict its rule gives and the
+    numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result."""
+    rows = []
+
+    def add(claim, source, dataset, metric, verdict, numbers):
+        rows.append({"claim": claim, "source": source, "dataset": titles[dataset], "metric": metric,
+                     "verdict": verdict, "numbers": numbers})
+
+    for dataset, a in analyses.items():
+        rules, by_arm = a["design"].rules, a["close_by_arm"]
+        high, low = by_arm[by_arm["Q"] >= rules.q_high], by_arm[by_arm["Q"] < 1]
+        for metric, col in (("training loss", "loss_verdict"), ("test accuracy", "acc_verdict")):
+            usable = high[high["usable"] > 0]
+            if usable.empty:
+                close_v = "not testable at this budget"
+            elif (usable[col] == "equal").any():
+                close_v = "reproduced"
+            elif (usable[col] == "worse").all():
+                close_v = "refuted"
+            else:
+                close_v = "inconclusive"
+            numbers = "; ".join(f"{width_text(r['model'], r['P'])} {arm_text(r['fraction'])} (Q {r['Q']:.2g}): "
+                                f"{r[col]}" for _, r in high.iterrows())
+            add("The full-set minimum is close to its subsets' minima (arms with Q ≥ 3)", "abstract", dataset,
+                metric, close_v, numbers or "no arm with Q ≥ 3")
+            low_equal = (low[col] == "equal").any()
+            if close_v == "reproduced" and not low_equal:
+                q_v = "reproduced"
+            elif low_equal or close_v == "refuted":
+                q_v = "refuted"
+            else:
+                q_v = close_v
+            low_text = "; ".join(f"{arm_text(r['fraction'])} at {r['model']} (Q {r['Q']:.2g}): {r[col]}"
+                                 for _, r in low.iterrows())
+            add("A subset is representative once Q sufficiently exceeds 1 (close at Q ≥ 3, not at Q < 1)",
+                "abstract", dataset, metric, q_v, f"Q ≥ 3: {close_v}; Q < 1: {low_text or 'no arm'}")
+            eq = a["equal_by_arm"]
+            eq_col = eq[col]
+            equal_v = ("reproduced" if eq_col.isin(["equal", "better"]).any() else
+                       "refuted" if len(eq_col) and (eq_col == "worse").all() else "inconclusive")
+            add("Results equal to conventional training (equal compute)", "abstract", dataset, metric, equal_v,
+                "; ".join(f"{arm_text(r['fraction'])}: {r[col]}" for _, r in eq.iterrows()))
+            tenth = a["tenth"][a["tenth"]["metric"] == ("train_loss" if metric == "training loss" else "test_acc")]
+            verdicts_ = tenth["verdict"].tolist()
+            tenth_v = ("reproduced" if "reproduced" in verdicts_ else
+                       "refuted" if verdicts_ and all(v == "refuted" for v in verdicts_) else
+                       "not testable at this budget" if any(v == "not testable at this budget" for v in verdicts_)
+                       else "inconclusive")
+            add("Compute to conventional quality reduced to a tenth or less", "abstract", dataset, metric, tenth_v,
+                "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'])} ({r['verdict']})"
+                          for _, r in tenth.iterrows()))
+        qf = a["q_or_fraction"]
+        if a["design"].widths:
+            for _, r in qf.iterrows():
+                add("Q, not the fraction, decides how close a subset minimum is", "our inference", dataset,
+                    r["metric"], r["verdict"], f"mismatch at equal Q {r['at_equal_q']:.3g} vs at equal fraction "
+                    f"{r['at_equal_fraction']:.3g} ({r['widths']} widths)")
+    return pd.DataFrame(rows)
+
+
+WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}
+
+
+"""One colour per width on every v2 page."""
+
+
+def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
+    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width."""
+    conv = pairs[pairs["fraction"] >= 1]
+    bullets = []
+    for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
+        last = arm[arm["planned"]].sort_values("budget").groupby("seed").tail(1)
+        low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
+        bullets.append(f"- {titles.get(dataset, dataset)}, {model}: "
+                       f"{int(arm.groupby('seed')['converged'].any().sum())} of {arm['seed'].nunique()} seeds "
+                       f"converged so far; at each seed's last doubling stored (up to {int(last['budget'].max())} → "
+                       f"{2 * int(last['budget'].max())} epochs) the training loss still fell "
+                       f"{low if low == high else f'{low}–{high}'} %.")
+    return bullets
+
+
+def budget_text(d: Design) -> str:
+    """A design's budget in words, for the "Scale:" line: widths and seeds, the first budgets and the ladder's cap."""
+    from subsetlib.present import dataset_title
+
+    widths = "".join(f", {m}" for m in d.widths)
+    others = f" ({len(d.width_seeds)} seeds at the other widths)" if d.widths else ""
+    return (f"{dataset_title(d.dataset)}: {d.model}{widths}, {len(d.seeds)} seeds{others}; conventional from "
+            f"B = {d.epochs} epochs, subsets from B epochs (at least {d.min_subset_steps} steps), doubled until "
+            f"converged, at most to {d.epochs * 2 ** d.max_doublings} epochs")
+
+
+def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None
+                   ) -> str:
+    """The front page's answer while study v2 runs: first, in plain words, that the answer is not in yet, why, and
+    what stands so far; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet
+    per dataset and width; then a "Scale:" line with every stored dataset's budget. No claim has a v2 verdict until
+    every run of a design is stored (the claims page gives the verdicts then)."""
+    conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
+    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
+    stands = ("no budget-doubling pair is stored yet" if pairs.empty else
+              f"{len(runs)} of its runs are stored, and {converged_seeds} conventional run"
+              f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
+    parts = [f"**At real minima, the answer is not in yet.** Study v2 judges the paper's claims only where training "
+             f"has reached a minimum by a rule fixed before the runs (doubling the budget lowers the loss by less than "
+             f"{100 * RULES.converge_rel:g} %), and so far {stands}. The first study's verdicts are withdrawn: its "
+             "phases had not reached the minima its claims are about."]
+    if figure:
+        parts.append(figure.replace("\n", " "))
+    bullets = progress_bullets(pairs, titles) if len(pairs) else []
+    if bullets:
+        parts.append("\n".join(bullets))
+    datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
+    scales = [budget_text(DESIGNS[name]) for name in datasets if name in DESIGNS]
+    if scales:
+        parts.append("Scale: " + "; ".join(scales) + ".")
+    return "\n\n".join(parts)
