@@ -3,7 +3,7 @@
 #   bash scripts/main.sh                   # study v2: grids/study-v2.yaml, -cifar, -lbfgs (resumable; hours on
 #                                          # two CPU cores). The first study: PROFILES="study-cifar study" (whose
 #                                          # claims page reads the CIFAR runs); their headers give the measured times
-#   PROFILES=paper bash scripts/main.sh    # the paper budget (needs a GPU); several: PROFILES="speed beyond"
+#   PROFILES=study-v2-gpu bash scripts/main.sh   # study v2 at GPU budgets (needs a GPU); several: PROFILES="speed beyond"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
