@@ -92,8 +92,9 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame, goals: pd.DataFrame
     table = pd.DataFrame(rows)
     base = table[table["protocol"] == "conventional"].set_index(["seed", "label"])
     keys = pd.MultiIndex.from_frame(table[["seed", "label"]])
-    for k in COSTS:
-        table[f"{k}_ratio"] = table[k].to_numpy() / base[k].reindex(keys).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a target not reached is NaN, not a warning on the page
+        for k in COSTS:
+            table[f"{k}_ratio"] = table[k].to_numpy() / base[k].reindex(keys).to_numpy()
     return table
 
 

@@ -136,3 +136,13 @@ def test_subset_phase_and_loss_texts_come_from_the_runs():
     memorised = study.subset_loss_text(minima.assign(subset_loss=[0.9, 1.0, 0.001, 0.003]))
     assert "memorised (loss below 0.02): 1/16" in memorised
     assert study.arm_name("conventional") == "conventional" and study.arm_name("subset", 1 / 16) == "subset 1/16"
+
+
+def test_answer_sentences_say_the_verdicts_in_words():
+    table = pd.DataFrame({"claim": ["Equal results (MNIST)", "Equal results (Fashion-MNIST)", "A tenth (MNIST)",
+                                    "Larger models"],
+                          "verdict": [claims.REFUTED, claims.REFUTED, claims.NOT_TESTABLE, claims.NOT_RUN]})
+    text = claims.answer_sentences(table)
+    assert text.startswith("At this scale the first study refuted “Equal results” (on at least one dataset).")
+    assert "Of its 4 verdicts" in text and "2 refuted, 1 not testable at its budget, 1 not run" in text
+    assert "refuted none" in claims.answer_sentences(table[table["verdict"] != claims.REFUTED])
