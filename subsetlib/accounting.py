@@ -92,7 +92,7 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame, goals: pd.DataFrame
     table = pd.DataFrame(rows)
     base = table[table["protocol"] == "conventional"].set_index(["seed", "label"])
     keys = pd.MultiIndex.from_frame(table[["seed", "label"]])
-    # a reference that cost nothing (it reached the target at its start) gives no ratio, not a warning
+    # a target not reached, or a reference that cost nothing, gives NaN (no ratio), not a warning on the page
     with np.errstate(divide="ignore", invalid="ignore"):
         for k in COSTS:
             table[f"{k}_ratio"] = table[k].to_numpy() / base[k].reindex(keys).to_numpy()

@@ -212,3 +212,22 @@ def claims_table(per_dataset: dict[str, dict], budgets: dict[str, str], switch_c
         add("With data augmentation", "abstract", NOT_RUN, "not in this study's grids", "")
     add("Larger models", "secondary summary", NOT_RUN, "CPU budget", "")
     return pd.DataFrame(rows)
+
+
+def answer_sentences(table: pd.DataFrame) -> str:
+    """The claims table in two plain sentences, from its verdicts: which claims the study refuted, and how the other
+    verdicts fall, so the front page says yes or no before it shows a number."""
+    def claims_with(verdict: str) -> list[str]:
+        names = table.loc[table["verdict"] == verdict, "claim"].str.replace(r"\s*\([^)]*\)$", "", regex=True)
+        return list(dict.fromkeys(names))
+
+    refuted = claims_with(REFUTED)
+    first = ("At this scale the first study refuted " + "; ".join(f"“{c}”" for c in refuted)
+             + " (on at least one dataset)." if refuted else "At this scale the first study refuted none of the "
+             "claims it tested.")
+    counts = {label: int((table["verdict"] == verdict).sum()) for label, verdict in (
+        ("reproduced", REPRODUCED), ("partly reproduced", PARTLY), ("refuted", REFUTED),
+        ("not testable at its budget", NOT_TESTABLE), ("not run", NOT_RUN))}
+    second = (f"Of its {len(table)} verdicts (one per claim and dataset), "
+              + ", ".join(f"{n} {label}" for label, n in counts.items()) + ".")
+    return f"{first} {second}"

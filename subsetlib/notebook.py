@@ -286,14 +286,16 @@ def batch_command(params: dict | None = None) -> str | None:
     return f".venv/bin/python -m subsetlib batch grids/{profile}.yaml" if grid.is_file() else None
 
 
-def footer(notebook: str, runs=None) -> None:
+def footer(notebook: str, runs=None, scale: str | None = None) -> None:
     """End a page: name the commits of ``runs`` (a DataFrame with ``git_commit``) in the provenance box, and show
-    the commands that regenerate the page, ready to copy and change."""
+    the commands that regenerate the page, ready to copy and change. ``scale`` replaces the grid's scale in the box,
+    for a page whose runs come from several grids (the claims page: every dataset's budget)."""
     from IPython.display import HTML, Markdown, display, update_display
 
     if runs is not None and "git_commit" in runs and "params" in _state:
         commits = [str(c)[:10] for c in runs["git_commit"].dropna().unique()]
-        update_display(HTML(box_html(_state["params"], _state["injected"], commits)), display_id=BOX_ID)
+        params = _state["params"] if scale is None else {**_state["params"], "scale": scale}
+        update_display(HTML(box_html(params, _state["injected"], commits)), display_id=BOX_ID)
     text = ["**Rerun this page.** From the repository root, after `bash scripts/setup.sh`; change any value to "
             "explore (a changed parameter is trained anew, stored runs are loaded). The `page` command checks the "
             "values before it starts and writes `results/adhoc/<page>.ipynb`:", "",

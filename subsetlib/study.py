@@ -17,6 +17,7 @@ import pandas as pd
 
 from subsetlib.accounting import main_target, time_to_target
 from subsetlib.errors import UserError
+from subsetlib.present import fraction_text
 from subsetlib.studies import StudyConfig
 
 
@@ -135,6 +136,35 @@ def subset_minimum(runs: pd.DataFrame, curves: pd.DataFrame, plateau: dict, plan
                           and end["test_acc"] >= plateau["acc"] - plan.close_acc),
         })
     return pd.DataFrame(rows)
+
+
+MEMORISED_LOSS = 0.02  # a subset's own loss below this (under 1 % of ln 10, the loss at the start) means memorised
+
+
+def arm_name(protocol: str, fraction: float | None = None) -> str:
+    """'conventional' or 'subset 1/16': an arm as the study's figures name it in legends and in their CSVs."""
+    return "conventional" if protocol == "conventional" else f"{protocol} {fraction_text(fraction)}"
+
+
+def subset_phase_text(minima: pd.DataFrame) -> str:
+    """The optimizer steps the subset phases ran, from the runs ('800 to 980 steps'): a subset trains whole epochs,
+    so it can run past the study's planned steps."""
+    steps = minima["subset_steps"]
+    low, high = int(steps.min()), int(steps.max())
+    return f"{low:,} steps" if low == high else f"{low:,} to {high:,} steps"
+
+
+def subset_loss_text(minima: pd.DataFrame) -> str:
+    """Where the subsets' own losses ended, from the runs: the seed-mean final subset loss of the smallest and the
+    largest subset, and which arms were memorised (``MEMORISED_LOSS``), so a caption never says so unmeasured."""
+    ends = minima.groupby("fraction")["subset_loss"].agg(["mean", "min"]).sort_index()
+    small, large = ends.index[0], ends.index[-1]
+    text = (f"the loss on the subset ended at {ends.loc[small, 'mean']:.2g} on {fraction_text(small)} and "
+            f"{ends.loc[large, 'mean']:.2g} on {fraction_text(large)} (means over seeds; lowest seed "
+            f"{ends['min'].min():.2g})")
+    memorised = [fraction_text(f) for f in ends.index if ends.loc[f, "mean"] < MEMORISED_LOSS]
+    return text + (f"; memorised (loss below {MEMORISED_LOSS:g}): {', '.join(memorised)}" if memorised
+                   else f"; no subset was memorised (none ended below {MEMORISED_LOSS:g})")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -166,6 +166,24 @@ def test_notebook_parameters_without_a_history(tmp_path):
     assert protocols.config_from(params) == protocols.RunConfig(dataset="synthetic", batch_size=64)
 
 
+def test_footer_can_name_every_budget_in_the_provenance_box(monkeypatch):
+    """A page whose runs come from several grids (the claims page) says every budget in its box, not its grid's."""
+    import IPython.display
+
+    from subsetlib import notebook as nb
+
+    monkeypatch.delenv("SUBSETLIB_SMOKE", raising=False)  # a smoke run's box says "smoke test" instead
+    boxes = []
+    monkeypatch.setattr(IPython.display, "update_display", lambda shown, display_id: boxes.append(shown.data))
+    monkeypatch.setattr(IPython.display, "display", lambda *_: None)
+    monkeypatch.setitem(nb._state, "params", {"scale": "MNIST only"})
+    monkeypatch.setitem(nb._state, "injected", ["scale"])
+    runs = pd.DataFrame({"git_commit": ["abcdef1234567"]})
+    nb.footer("claims", runs)
+    nb.footer("claims", runs, scale="MNIST: 5 seeds; CIFAR-10 (JPEG): 3 seeds")
+    assert "<b>MNIST only</b>" in boxes[0] and "<b>MNIST: 5 seeds; CIFAR-10 (JPEG): 3 seeds</b>" in boxes[1]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Bad input: grid files
 

@@ -124,3 +124,25 @@ def test_budget_text_reads_the_runs():
     ])
     assert study.budget_text(runs) == ("2 seeds, m with augmentation; conventional 15 epochs; subsets 980–1,000 steps"
                                        " + 3 fine-tuning epochs")
+
+
+def test_subset_phase_and_loss_texts_come_from_the_runs():
+    minima = pd.DataFrame({"fraction": [0.5, 0.5, 1 / 16, 1 / 16], "subset_steps": [980, 980, 800, 800],
+                           "subset_loss": [0.9, 1.0, 0.6, 0.64]})
+    assert study.subset_phase_text(minima) == "800 to 980 steps"
+    assert study.subset_phase_text(minima[minima["fraction"] == 0.5]) == "980 steps"
+    text = study.subset_loss_text(minima)
+    assert "0.62 on 1/16" in text and "0.95 on 1/2" in text and "no subset was memorised" in text
+    memorised = study.subset_loss_text(minima.assign(subset_loss=[0.9, 1.0, 0.001, 0.003]))
+    assert "memorised (loss below 0.02): 1/16" in memorised
+    assert study.arm_name("conventional") == "conventional" and study.arm_name("subset", 1 / 16) == "subset 1/16"
+
+
+def test_answer_sentences_say_the_verdicts_in_words():
+    table = pd.DataFrame({"claim": ["Equal results (MNIST)", "Equal results (Fashion-MNIST)", "A tenth (MNIST)",
+                                    "Larger models"],
+                          "verdict": [claims.REFUTED, claims.REFUTED, claims.NOT_TESTABLE, claims.NOT_RUN]})
+    text = claims.answer_sentences(table)
+    assert text.startswith("At this scale the first study refuted “Equal results” (on at least one dataset).")
+    assert "Of its 4 verdicts" in text and "2 refuted, 1 not testable at its budget, 1 not run" in text
+    assert "refuted none" in claims.answer_sentences(table[table["verdict"] != claims.REFUTED])
