@@ -1,29 +1,18 @@
-"""How every page shows figures and tables, so that they are legible in the book's column at 1280 px and at 390 px.
+"""How every page shows a figure, so that it is legible in the book's column at 1280 px and at 390 px.
 
 Figures are drawn at the column's width and shown at their natural size as SVG with a real ``<figcaption>`` under
-them (``show``), with a second rendering, panels stacked, for phone-width columns; tables keep only the columns a
-reader needs, under human headers with units, with integers as integers and "not reached" spelled out (``table``).
-Colours belong to arms, not to the position of a line in one plot, so 1/16 has the same colour on every page
-(``arm_color``). Every figure and table carries its sources under it: the notebook cell that made it, the runs it
-shows (linked to the provenance page), the commit, and its numbers as a CSV written by the same call.
+them (``show``), with a second rendering, panels stacked, for phone-width columns. Colours belong to arms, not to the
+position of a line in one plot, so 1/16 has the same colour on every page (``arm_color``); legends run in the book's
+order. Every figure carries its sources under it (``sources``); a plotted arm outside the axes, or a caption whose
+counts disagree with the plotted runs, is caught before a reader sees it. Tables: ``tables``.
 """
 
 import base64
-import contextlib
 import html
 import io
-import json
-import logging
 import math
-import numbers
 import os
 import re
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterator, Mapping
-from functools import cache
-from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
@@ -31,30 +20,50 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from pandas.io.formats.style import Styler
 
-from subsetlib.notebook import NOTEBOOKS, smoke
+from subsetlib.notebook import smoke
 from subsetlib.registry import DATASETS
-from subsetlib.repo import REPO_ROOT, commit
+from subsetlib.sources import EXPERIMENT_PAGES, FRONT_PAGE, check_data, drawing_cell, source_html
 
 COLUMN_INCHES = 6.8  # 653 px: shown unscaled in the 660-px figure column of a 1280-px window
+
+
 NARROW_INCHES = 3.4  # the phone rendering: 326 px, the figure column of a 390-px screen, so it is not shrunk
+
+
 NARROW_BELOW_PX = 720  # windows narrower than this (phones) get it: their column would shrink the wide one
+
+
 DPI = 100
+
+
 FONT_PT = 11  # the SVG is shown at its natural size, so this is the size a reader sees (14.7 px)
+
+
 SMALL_PT = 10  # tick labels and legends: 13.3 px, 83 % of the book's 16-px body text
+
+
 MAX_COLUMNS = 2
-EXPERIMENT_PAGES = "book/experiments/profile"  # where experiment pages sit in the built book (any profile)
-FRONT_PAGE = "book"  # the folder of the front page, book/intro.md
-PROVENANCE_PAGE = "book/experiments/study/99-provenance.html"
-DATA_COLUMNS = ("run_id", "seed", "arm")  # what every row of a figure's CSV says about where it came from
+
 
 CONVENTIONAL = "#000000"
+
+
 OTHER = "#8c8c8c"
+
+
 LBFGS = "#6a3d9a"
+
+
 _SUBSET_MAP = "viridis"
+
+
 _GROWING_MAP = "Oranges"
+
+
 _LOG2_RANGE = (-9.0, -1.0)  # fractions 1/512 ... 1/2
+
+
 _ORDER = {"conventional": 0, "subset": 1, "lbfgs-subset": 2, "growing": 3}
 
 
@@ -175,7 +184,7 @@ def show(fig: Figure, caption: str, data: pd.DataFrame | None = None, front_page
         caption += " [Check: " + "; ".join(problems) + ".]"
     source = drawing_cell()
     if data is not None:
-        _check_data(data)
+        check_data(data)
     rendered = _render(fig)
     display(HTML(_figure_markup(rendered, caption, data, source, EXPERIMENT_PAGES)))
     return _figure_markup(rendered, caption, data, source, FRONT_PAGE) if front_page else None
@@ -219,7 +228,7 @@ def figure_html(fig: Figure, caption: str, data: pd.DataFrame | None = None,
     The ``<img>`` carries the smallest text size of each rendering (``data-text-px``, ``data-narrow-text-px``) so that
     the book's browser check can measure the text a reader sees at any width."""
     if data is not None:
-        _check_data(data)
+        check_data(data)
     return _figure_markup(_render(fig), caption, data, source, EXPERIMENT_PAGES)
 
 
@@ -283,7 +292,7 @@ def _colour(artist) -> str:
 def runs_text(data: pd.DataFrame) -> str:
     """'35 runs (7 arms × 5 seeds)' from the plotted data: the words a caption should use for what it shows, so
     that they are counted, not typed. Arms with different numbers of seeds say so ('… 1 to 5 seeds per arm')."""
-    _check_data(data)
+    check_data(data)
     runs = data.drop_duplicates("run_id")
     per_arm = runs.groupby("arm")["seed"].nunique()
     arms = len(per_arm)
@@ -300,7 +309,7 @@ def caption_problems(caption: str, data: pd.DataFrame | None) -> list[str]:
     count of seeds must match the number of seeds of some arm; a count of runs the number of runs."""
     if data is None:
         return []
-    _check_data(data)
+    check_data(data)
     runs = data.drop_duplicates("run_id")
     seeds_per_arm = set(runs.groupby("arm")["seed"].nunique()) | {runs["seed"].nunique()}
     problems = []
@@ -310,212 +319,6 @@ def caption_problems(caption: str, data: pd.DataFrame | None) -> list[str]:
         if what.startswith("run") and int(number) != len(runs):
             problems.append(f"the caption says {number} {what}, the data have {len(runs)}")
     return problems
-
-
-def _check_data(data: pd.DataFrame) -> None:
-    missing = [c for c in DATA_COLUMNS if c not in data.columns]
-    if missing:
-        raise ValueError(f"a figure's data need the columns {list(DATA_COLUMNS)} (one row per plotted point); "
-                         f"missing {missing}: add them before present.show")
-
-
-@cache
-def _notebook_cells(path: str) -> list[str]:
-    cells = json.loads((NOTEBOOKS / path).read_text(encoding="utf-8"))["cells"]
-    return ["".join(c["source"]).strip() if c["cell_type"] == "code" else "" for c in cells]
-
-
-def drawing_cell() -> tuple[str, int] | None:
-    """(source notebook under ``notebooks/``, 1-based cell number) of the cell now running, found by its code among
-    the source notebooks; None outside IPython or for code that no source notebook holds (an edited copy)."""
-    try:
-        from IPython import get_ipython
-
-        code = get_ipython().user_ns["In"][-1].strip()
-    except (ImportError, AttributeError, KeyError, IndexError):
-        return None
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        cells = _notebook_cells(path.name)
-        if code and code in cells:
-            return path.name, cells.index(code) + 1
-    return None
-
-
-def csv_link(data: pd.DataFrame, name: str) -> str:
-    """A link that downloads ``data`` as ``name`` (CSV), with the CSV inside the link: the page carries its numbers,
-    whatever folder the book is copied to."""
-    payload = base64.b64encode(data.to_csv(index=False).encode()).decode()
-    return f'<a class="subsetlib-csv" download="{html.escape(name)}" href="data:text/csv;base64,{payload}">CSV</a>'
-
-
-def run_links(run_ids, page: str = EXPERIMENT_PAGES) -> str:
-    """Each run id linked to its row on the provenance page (relative to ``page``'s folder), folded under a count."""
-    ids = list(dict.fromkeys(str(r) for r in run_ids))
-    target = os.path.relpath(PROVENANCE_PAGE, page)
-    links = ", ".join(f'<a href="{target}#run-{html.escape(r)}"><code>{html.escape(r)}</code></a>' for r in ids)
-    return f"<details><summary>{len(ids)} run{'s' if len(ids) != 1 else ''}</summary>{links}</details>"
-
-
-def source_html(data: pd.DataFrame | None, source: tuple[str, int] | None, kind: str, page: str = EXPERIMENT_PAGES
-                ) -> str:
-    """The small line under a figure or table: the notebook cell that made it (linked to the source file in the
-    repository, from the book as built there), the commit, the CSV of its numbers and the runs it shows (linked to
-    the provenance page); links relative to ``page``, the folder of the page that shows it."""
-    parts = []
-    if source is not None:
-        notebook, cell = source
-        href = os.path.relpath(NOTEBOOKS / notebook, REPO_ROOT / "_build" / "html" / page)
-        parts.append(f'<a href="{html.escape(href)}"><code>notebooks/{html.escape(notebook)}</code></a>, cell {cell}')
-    parts.append(f"commit <code>{commit(10)}</code>")
-    if data is not None:
-        stem = f"{Path(source[0]).stem}-cell{source[1]}-" if source else ""
-        parts.append(csv_link(data, f"{stem}{kind}.csv"))
-    runs = run_links(data["run_id"].dropna(), page) if data is not None and "run_id" in data else ""
-    return (f'<div class="subsetlib-source">'
-            f"Source: {' · '.join(parts)}{runs}</div>")
-
-
-def mean_std(mean: float, std: float, digits: int) -> str:
-    """'98.9 ± 0.1' with non-breaking spaces (a table cell never wraps inside it); one seed, whose spread does not
-    exist, is the value alone with 'n = 1'; a missing mean is ''."""
-    if mean is None or pd.isna(mean):
-        return ""
-    if std is None or pd.isna(std):
-        return f"{mean:.{digits}f}\u00a0(n\u00a0=\u00a01)"
-    return f"{mean:.{digits}f}\u00a0±\u00a0{std:.{digits}f}"
-
-
-def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float = 1.0, missing: str = ""
-                    ) -> list[str]:
-    """``mean_std`` row by row, for a table column: values times ``scale`` (100 for percent), ``missing`` where
-    there is no mean (e.g. "not reached")."""
-    return [mean_std(scale * m, scale * s, digits) if pd.notna(m) else missing
-            for m, s in zip(means, stds, strict=True)]
-
-
-def _significant(value: float, figures: int = 3) -> str:
-    if value == 0:
-        return "0"
-    decimals = max(0, figures - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
-
-
-def _numbers(values: pd.Series) -> bool:
-    """Whether a column holds numbers: a numeric dtype, or objects that are all real numbers (a pivot's leftovers)."""
-    if values.dtype == bool:
-        return False
-    if pd.api.types.is_numeric_dtype(values):
-        return True
-    present_ = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return bool(present_) and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in present_)
-
-
-def _whole(values: pd.Series) -> bool:
-    numbers_ = pd.to_numeric(values.dropna(), errors="coerce")
-    if values.dtype == bool or numbers_.isna().any() or numbers_.empty:
-        return False
-    return bool(pd.api.types.is_integer_dtype(values) or (numbers_ == numbers_.round()).all())
-
-
-def format_column(values: pd.Series, digits: int | None = None, missing: str = "not reached") -> list[str]:
-    """Text for one column: a column of whole numbers as integers with thousands separators (even when ``digits`` is
-    given: 2 and 16, not 2.000 and 16.000; and 315, not 315.0), other floats to ``digits`` decimals (default three
-    significant figures), NaN as ``missing``, text and booleans as they are."""
-    numeric = _numbers(values)
-    whole = numeric and _whole(values)  # a column of whole numbers prints as integers, whatever `digits` says
-    out = []
-    for v in values:
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            out.append(missing)
-        elif not numeric:
-            out.append(str(v))
-        elif whole:
-            out.append(f"{int(round(v)):,}")
-        elif digits is not None:
-            out.append(f"{v:,.{digits}f}")
-        else:
-            out.append(_significant(float(v)))
-    return out
-
-
-_NUMBER = r"[−+-]?\d[\d,]*(?:\.\d+)?(?:\s?[%×])?"
-NUMBER_TEXT = re.compile(rf"{_NUMBER}(?:\s±\s{_NUMBER})?(?:\s\(n\s=\s\d+\))?")
-NO_SPREAD = re.compile(r"±\s*(?:–|-|nan)?\s*(?:$|\()")
-
-
-def is_number_text(text: str) -> bool:
-    """Whether a cell's text is a number ('1,500', '98.9 ± 0.1', '3.9×', '1.02 (n = 1)'): right-aligned and never
-    broken across lines."""
-    return bool(NUMBER_TEXT.fullmatch(text.strip()))
-
-
-TABLE_STYLES = [
-    {"selector": "", "props": "font-size:0.85em;border-collapse:collapse;margin-bottom:0"},
-    {"selector": "th", "props": "white-space:normal;vertical-align:bottom;text-align:right;padding:2px 6px;"
-                                "border-bottom:1px solid #999;font-weight:600"},
-    {"selector": "td", "props": "white-space:nowrap;text-align:right;padding:2px 6px"},
-]
-TEXT_COLUMN = "text-align:left;white-space:normal;min-width:6em"
-
-
-class Table(Styler):
-    """A pandas Styler that renders inside a horizontally scrolling box (a wide table scrolls within the column,
-    never cut off) with its sources under it (``source_html``: the CSV of its columns, the runs), and, given anchor
-    ids, each body row with its id so that other pages can link to a row."""
-
-    csv: pd.DataFrame | None = None
-    source: tuple[str, int] | None = None
-    row_ids: list[str] | None = None
-
-    def to_html(self, *args, **kwargs):
-        text = super().to_html(*args, **kwargs)
-        if text is None:  # written to a buffer: as pandas does
-            return None
-        if self.row_ids is not None:
-            head, tbody, body = text.partition("<tbody>")
-            ids = iter(self.row_ids)
-            text = head + tbody + re.sub(r"<tr>", lambda _: f'<tr id="{html.escape(next(ids))}">', body)
-        return (f'<div class="subsetlib-table-box" style="max-width:100%;overflow-x:auto">{text}</div>'
-                + source_html(self.csv, self.source, "table"))
-
-
-def table(df: pd.DataFrame, columns: Mapping[str, str], *, digits: Mapping[str, int] | None = None,
-          missing: str | Mapping[str, str] = "not reached", index: bool = False, anchors: str | None = None
-          ) -> Table:
-    """A table for readers: only ``columns`` (code name → header with unit), in that order, formatted by
-    ``format_column``; ``missing`` may be one text or one per column. Number columns are right-aligned and never
-    wrap inside a value, text columns are left-aligned and wrap. ``anchors`` names a column whose values become the
-    rows' ids (``run-<value>``; the provenance page's rows, which figures link to).
-
-    Returns a pandas Styler with its CSS inline, so that it looks the same in Jupyter and in the book, with the
-    notebook cell and ``df`` (every column, unformatted) as a CSV link under it. A "±" without a spread is refused:
-    one seed prints as the value alone with "n = 1" (``mean_std``).
-    """
-    unknown = [c for c in [*columns, *([anchors] if anchors else [])] if c not in df.columns]
-    if unknown:
-        raise KeyError(f"no column(s) {unknown} in the table (it has {list(df.columns)})")
-    digits = dict(digits or {})
-    shown = pd.DataFrame(index=df.index)
-    styles = list(TABLE_STYLES)
-    for i, (code, header) in enumerate(columns.items()):
-        gap = missing.get(code, "not reached") if isinstance(missing, Mapping) else missing
-        cells = format_column(df[code], digits.get(code), gap)
-        spreadless = [c for c in cells if NO_SPREAD.search(c)]
-        if spreadless:
-            raise ValueError(f"column {code!r} has '{spreadless[0]}': a ± without a spread; format one seed with "
-                             "present.mean_std, which prints the value alone with n = 1")
-        values = [c for c in cells if c not in (gap, "", "–")]
-        if values and all(is_number_text(c) for c in values):
-            cells = [c.replace(" ", "\u00a0") if is_number_text(c) else c for c in cells]
-        else:
-            styles.append({"selector": f".col{i}", "props": TEXT_COLUMN})
-        shown[header] = cells
-    styler = Table(shown)
-    styler.csv = df.reset_index(drop=True)  # every column behind the cells: the means and spreads as numbers
-    styler.source = drawing_cell()
-    styler.row_ids = None if anchors is None else [f"run-{v}" for v in df[anchors]]
-    styler.set_table_styles(styles).set_table_attributes('class="subsetlib-table"')
-    return styler if index else styler.hide(axis="index")
 
 
 def legend_fractions(ax: Axes, fractions, **legend_kw) -> None:
@@ -542,39 +345,3 @@ def legend(ax: Axes, **legend_kw) -> None:
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: (_label_key(labels[i]), i))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], **legend_kw)
-
-
-# Lines that tools print to the console and that a reader must never see on a page: Python warnings, log records
-# (logging's and the C++ libraries' "LEVEL:date …" lines, e.g. torch's profiler), tracebacks.
-CONSOLE_NOISE = re.compile(
-    r"(\w*Warning\b|^\s*warnings\.warn|^(?:USDT|ERROR|WARNING|WARN|INFO|DEBUG|CRITICAL|[IWEF]\d{4})[:\s]"
-    r"|^\S+\.py:\d+:|Traceback \(most recent call last\)|gpuGetDeviceCount|profiler_(?:start|stop))", re.M)
-
-
-def console_noise(text: str) -> list[str]:
-    """The lines of ``text`` (a page's stream output) that are console noise."""
-    return [line for line in text.splitlines() if CONSOLE_NOISE.search(line)]
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Run a block without console noise reaching the page: warnings are ignored, log records below ERROR are
-    dropped, and the lines that C++ libraries write to the process's stderr (torch's profiler) are caught at the
-    file descriptor; any caught line that is not noise is passed on, so a real error still shows."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        saved, level = os.dup(2), logging.root.manager.disable
-        logging.disable(logging.WARNING)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            logging.disable(level)
-            sink.seek(0)
-            kept = [line for line in sink.read().decode(errors="replace").splitlines()
-                    if line.strip() and not console_noise(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)

@@ -78,7 +78,7 @@ def _paired_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 1 per arm, for ``present.table``: (rows, columns, digits)."""
+    """Question 1 per arm, for ``tables.table``: (rows, columns, digits)."""
     table = _paired_columns(by_arm)
     table["width"] = [width_text(m, p) for m, p in zip(table["model"], table["P"], strict=True)]
     table["arm"] = table["fraction"].map(arm_text)
@@ -89,7 +89,7 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
 
 
 def equal_compute_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 2 per equal-compute arm, for ``present.table``."""
+    """Question 2 per equal-compute arm, for ``tables.table``."""
     table = _paired_columns(by_arm)
     table["arm"] = table["fraction"].map(arm_text)
     columns = {"arm": "arm", "Q": "Q of the subset", "flops_ratio": "training FLOPs ÷ conventional",
@@ -98,7 +98,7 @@ def equal_compute_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]
 
 
 def tenth_table(tenth: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """"A tenth or less" per arm and metric, for ``present.table``."""
+    """"A tenth or less" per arm and metric, for ``tables.table``."""
     table = tenth.copy()
     table["arm"] = table["fraction"].map(arm_text)
     table["target"] = table["metric"].map({"test_acc": "test accuracy ≥ minimum − 0.3 pt",

@@ -31,7 +31,7 @@ import pytest
 from PIL import Image, ImageStat
 
 import subsetlib.notebook as nb
-from subsetlib import planner, present, registry
+from subsetlib import console, planner, present, registry, sources, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -600,7 +600,7 @@ def noise_problems(notebook: dict) -> list[str]:
             continue
         text = _text(out.get("text"))
         stderr = out.get("name") == "stderr"
-        lines = [ln for ln in text.splitlines() if ln.strip()] if stderr else present.console_noise(text)
+        lines = [ln for ln in text.splitlines() if ln.strip()] if stderr else console.console_noise(text)
         problems += [f"cell {cell}: {line.strip()[:120]}" for line in lines]
     return problems
 
@@ -611,7 +611,7 @@ def spreadless_problems(notebook: dict) -> list[str]:
     for cell, out in outputs(notebook):
         for text in [_text(v) for k, v in out.get("data", {}).items() if k in ("text/html", "text/markdown")]:
             for line in re.sub(r"<[^>]+>", "\n", htmlmod.unescape(text)).splitlines():
-                if present.NO_SPREAD.search(line):
+                if tables.NO_SPREAD.search(line):
                     problems.append(f"cell {cell}: '{line.strip()[:60]}'")
     return problems
 
@@ -638,7 +638,7 @@ def source_problems(notebook: dict, known_runs: set[str]) -> list[str]:
             if kind == "table":
                 continue
             data = pd.read_csv(io.StringIO(base64.b64decode(csvs[0]).decode()))
-            missing = [c for c in present.DATA_COLUMNS if c not in data]
+            missing = [c for c in sources.DATA_COLUMNS if c not in data]
             if missing or data.empty:
                 problems.append(f"cell {cell}: the figure's CSV lacks {missing or 'rows'}")
                 continue
@@ -671,7 +671,7 @@ def test_page_checks_catch_noise_spreadless_values_and_missing_sources():
     problems = source_problems(notebook, {"r1"})
     assert problems == ["cell 1: runs ['r2'] have no row on the provenance page",
                         "cell 1: a figure without its source line and CSV (re-render the page)"], problems
-    provenance = {"cells": [{"outputs": [{"output_type": "display_data", "data": {"text/html": present.table(
+    provenance = {"cells": [{"outputs": [{"output_type": "display_data", "data": {"text/html": tables.table(
         data, {"seed": "seed"}, anchors="run_id").to_html()}}]}]}
     assert provenance_rows(provenance) == {"r1", "r2"} and source_problems(notebook, {"r1", "r2"})[:-1] == []
 
@@ -690,7 +690,7 @@ def _report(found: dict[str, list[str]]) -> str:
 
 
 def test_no_page_shows_console_noise():
-    """Warnings and log lines are for developers: wrap the noisy call in ``with present.quiet():``."""
+    """Warnings and log lines are for developers: wrap the noisy call in ``with console.quiet():``."""
     assert not (found := _pages_with(noise_problems)), _report(found)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import present
+from subsetlib import console, present, sources, tables
 
 
 def _cells(styler) -> list[list[str]]:
@@ -20,7 +20,7 @@ def _cells(styler) -> list[list[str]]:
 def test_table_renders_integers_floats_and_missing_values_for_readers():
     df = pd.DataFrame({"K": [60000.0, 7500.0], "flops": [5934504960000.0, np.nan], "q": [25.0564002394610, 1.5],
                        "acc_sd": [np.nan, 0.0123], "secret": [1, 2]})
-    styler = present.table(df, {"K": "K (examples)", "flops": "FLOPs", "q": "Q", "acc_sd": "std (pp)"},
+    styler = tables.table(df, {"K": "K (examples)", "flops": "FLOPs", "q": "Q", "acc_sd": "std (pp)"},
                            digits={"acc_sd": 2}, missing={"flops": "not reached", "acc_sd": "–"})
     html = styler.to_html()
     assert "secret" not in html and "K (examples)" in html and "index" not in html.lower().split("<tbody")[1][:50]
@@ -30,26 +30,26 @@ def test_table_renders_integers_floats_and_missing_values_for_readers():
 
 def test_table_rejects_a_column_that_is_not_there():
     with pytest.raises(KeyError, match="budget"):
-        present.table(pd.DataFrame({"a": [1]}), {"budget": "budget (epochs)"})
+        tables.table(pd.DataFrame({"a": [1]}), {"budget": "budget (epochs)"})
 
 
 def test_table_keeps_text_and_three_significant_figures():
-    assert present.format_column(pd.Series(["conventional", None])) == ["conventional", "not reached"]
-    assert present.format_column(pd.Series([0.98765, 123.456, 0.0])) == ["0.988", "123", "0"]
-    assert present.format_column(pd.Series([1.0, 2.5]), digits=1) == ["1.0", "2.5"]
+    assert tables.format_column(pd.Series(["conventional", None])) == ["conventional", "not reached"]
+    assert tables.format_column(pd.Series([0.98765, 123.456, 0.0])) == ["0.988", "123", "0"]
+    assert tables.format_column(pd.Series([1.0, 2.5]), digits=1) == ["1.0", "2.5"]
 
 
 def test_a_column_of_whole_numbers_prints_integers_even_with_digits():
-    assert present.format_column(pd.Series([1.0, 2.0, 16.0]), digits=3) == ["1", "2", "16"]
-    assert present.format_column(pd.Series([1.0, None]), digits=3) == ["1", "not reached"]
+    assert tables.format_column(pd.Series([1.0, 2.0, 16.0]), digits=3) == ["1", "2", "16"]
+    assert tables.format_column(pd.Series([1.0, None]), digits=3) == ["1", "not reached"]
 
 
 def test_mean_std_spells_out_one_seed():
     nbsp = "\u00a0"
-    assert present.mean_std(98.876, 0.123, 1) == f"98.9{nbsp}±{nbsp}0.1"  # never broken across lines
-    assert present.mean_std(98.876, np.nan, 1) == f"98.9{nbsp}(n{nbsp}={nbsp}1)"  # one seed: no "± –"
-    assert present.mean_std(np.nan, np.nan, 1) == ""
-    column = present.mean_std_column(pd.Series([0.98876, 0.5, np.nan]), pd.Series([0.00123, np.nan, np.nan]), 1,
+    assert tables.mean_std(98.876, 0.123, 1) == f"98.9{nbsp}±{nbsp}0.1"  # never broken across lines
+    assert tables.mean_std(98.876, np.nan, 1) == f"98.9{nbsp}(n{nbsp}={nbsp}1)"  # one seed: no "± –"
+    assert tables.mean_std(np.nan, np.nan, 1) == ""
+    column = tables.mean_std_column(pd.Series([0.98876, 0.5, np.nan]), pd.Series([0.00123, np.nan, np.nan]), 1,
                                      scale=100, missing="not reached")
     assert [c.replace(nbsp, " ") for c in column] == ["98.9 ± 0.1", "50.0 (n = 1)", "not reached"]
 
@@ -123,7 +123,7 @@ def test_figure_carries_its_csv_runs_source_and_commit():
     pd.testing.assert_frame_equal(shipped, data)  # the exact rows plotted, one per point
     assert set(re.findall(r'href="\.\./study/99-provenance\.html#run-([^"]+)"', html)) == set(data["run_id"])
     assert '<a href="../../../../../notebooks/study.ipynb"' in html and "cell 9" in html
-    assert present.commit(10) in html and 'download="study-cell9-figure.csv"' in html
+    assert sources.commit(10) in html and 'download="study-cell9-figure.csv"' in html
     with pytest.raises(ValueError, match="run_id"):
         present.figure_html(present.figure()[0], "no run ids", data=data.drop(columns="run_id"))
 
@@ -168,7 +168,7 @@ def test_caption_counts_are_checked_against_the_data():
 def test_table_cells_never_break_inside_numbers_and_text_is_left_aligned():
     df = pd.DataFrame({"claim": ["a long claim in words", "b"], "ratio": ["10.57 ± 0.78", "1.02 (n = 1)"],
                        "steps": [315.0, 12.0], "mixed": pd.Series([315.0, 2.0], dtype=object)})
-    styler = present.table(df, {"claim": "claim", "ratio": "ratio", "steps": "steps", "mixed": "mixed"})
+    styler = tables.table(df, {"claim": "claim", "ratio": "ratio", "steps": "steps", "mixed": "mixed"})
     cells = _cells(styler)
     assert cells[0][1] == "10.57\u00a0±\u00a00.78" and cells[0][2] == "315" and cells[0][3] == "315"
     html = styler.to_html()
@@ -180,13 +180,13 @@ def test_table_cells_never_break_inside_numbers_and_text_is_left_aligned():
 
 def test_a_plus_minus_without_spread_is_refused():
     with pytest.raises(ValueError, match="without a spread"):
-        present.table(pd.DataFrame({"acc": ["1.02 ± –", "0.98 ± 0.01"]}), {"acc": "accuracy"})
-    assert present.is_number_text("98.9\u00a0±\u00a00.1") and not present.is_number_text("subset 1/2")
+        tables.table(pd.DataFrame({"acc": ["1.02 ± –", "0.98 ± 0.01"]}), {"acc": "accuracy"})
+    assert tables.is_number_text("98.9\u00a0±\u00a00.1") and not tables.is_number_text("subset 1/2")
 
 
 def test_table_carries_its_csv_and_row_anchors():
     df = pd.DataFrame({"run_id": ["ab12", "cd34"], "seed": [0, 1], "acc": [0.98, 0.97]})
-    html = present.table(df, {"seed": "seed", "acc": "accuracy"}, anchors="run_id").to_html()
+    html = tables.table(df, {"seed": "seed", "acc": "accuracy"}, anchors="run_id").to_html()
     assert re.findall(r'<tr id="([^"]+)">', html) == ["run-ab12", "run-cd34"]
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(_decoded(html, "data:text/csv"))), df)
 
@@ -209,9 +209,9 @@ def test_console_noise_is_recognised_and_silenced(capfd):
     noise = ("USDT:2026-11-26 01:14:16 7134:7134 SyncActivityProfilerHandler.cpp:39] profiler_start\n"
              "ERROR:2026-11-26 01:14:23 7134:7134 DeviceProperties.cpp:56] gpuGetDeviceCount failed with code 35\n"
              "/tmp/ipykernel_20251/1600319677.py:2: FutureWarning: Downcasting object dtype arrays is deprecated\n")
-    assert len(present.console_noise(noise)) == 3
-    assert present.console_noise("35 runs: 5 seeds × (6 subset arms + conventional), 79 min of training") == []
-    with present.quiet():
+    assert len(console.console_noise(noise)) == 3
+    assert console.console_noise("35 runs: 5 seeds × (6 subset arms + conventional), 79 min of training") == []
+    with console.quiet():
         import warnings
 
         warnings.warn("deprecated", FutureWarning, stacklevel=1)
