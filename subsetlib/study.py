@@ -308,3 +308,17 @@ def best_fraction(costs: pd.DataFrame) -> float:
     arms = main_target(costs, protocol="subset").groupby("fraction").agg(reached=("reached", "sum"),
                                                                          ratio=("examples_ratio", "mean"))
     return float(arms.sort_values(["reached", "ratio"], ascending=[False, True]).index[0])
+
+
+def page(study_name: str, dataset: str, device: str) -> tuple[StudyConfig, object, str]:
+    """What a page of the first study starts with: the threads, the study's configuration for ``dataset``, the
+    dataset on the device, and its name in prose (with augmentation where the study augments)."""
+    from subsetlib import data
+    from subsetlib.present import dataset_title
+    from subsetlib.studies import study_config
+    from subsetlib.train import set_threads
+
+    set_threads()
+    config = study_config(study_name, dataset)
+    name = dataset_title(dataset) + (" with augmentation" if config.augment else "")
+    return config, data.load(dataset, device=device), name
