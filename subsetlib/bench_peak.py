@@ -63,6 +63,14 @@ def peak_probe(device: str = "auto", size: int = 2048, repeats: int = 5) -> dict
     return out
 
 
+def ceiling(peak: dict, precision: str) -> float:
+    """The attainable FLOP/s of a loop at ``precision`` from ``peak_probe``'s dict: the fp32 matmul's for fp32 and
+    fp64, and for bf16 autocast the larger of the bf16 and fp32 matmuls' (on a CPU without fast bf16 arithmetic the
+    bf16 matmul takes a slow path while oneDNN runs the loop's convolutions in fp32, so the bf16 figure alone would
+    put the loop above its ceiling)."""
+    return max(peak["bf16"], peak["fp32"]) if precision == "bf16" else peak["fp32"]
+
+
 @dataclass(frozen=True)
 class Variant:
     precision: str = "fp32"
@@ -129,7 +137,7 @@ def loop_variants(dataset: str = "mnist", model: str = "cnn-simple", batch_size:
     ``train.evaluate`` over the test set, against bare inference-mode forwards of batches of the same size. Every
     round times all variants back to back (in reversed order every other round) and each figure is a median over
     rounds, so load from other jobs hits all variants alike. ``peak`` (``peak_probe``'s dict) gives each loop's
-    fraction of the attainable FLOP/s for its precision (bf16 for bf16 autocast, else fp32).
+    fraction of the attainable FLOP/s for its precision (``ceiling``).
     """
     check_positive(batch_size=batch_size, steps=steps, rounds=rounds, eval_batch=eval_batch)
     dev = resolve_device(device)
@@ -164,14 +172,14 @@ def loop_variants(dataset: str = "mnist", model: str = "cnn-simple", batch_size:
     for v in variants:
         rate = {k: examples[k] / float(np.median(seconds[v, k])) for k in work}
         loop_flops = rate["loop"] / batch_size * flops_per_step
-        ceiling = (peak or {}).get("bf16" if v.precision == "bf16" else "fp32", math.nan)
+        top = ceiling(peak, v.precision) if peak else math.nan
         rows.append({
             "variant": v.label, "precision": v.precision, "channels_last": v.channels_last, "compile": v.compile,
             "bare_step_ex_per_s": rate["bare"], "loop_ex_per_s": rate["loop"],
             "loop_over_bare": rate["loop"] / rate["bare"],
             "bare_forward_ex_per_s": rate["forward"], "evaluate_ex_per_s": rate["evaluate"],
             "evaluate_over_forward": rate["evaluate"] / rate["forward"],
-            "loop_flop_per_s": loop_flops, "peak_flop_per_s": ceiling, "frac_peak": loop_flops / ceiling,
+            "loop_flop_per_s": loop_flops, "peak_flop_per_s": top, "frac_peak": loop_flops / top,
             "warmup_seconds": compile_seconds[v],
             "dataset": dataset, "model": model, "batch_size": batch_size, "steps": steps, "rounds": rounds,
             "flop_per_step": flops_per_step, "device": device_name(dev), "threads": torch.get_num_threads(),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pandas as pd
 import torch
 
-from subsetlib.bench_peak import peak_flops
+from subsetlib.bench_peak import ceiling, peak_flops
 from subsetlib.bench_timing import check_positive, load_average
 from subsetlib.data import device_name, load, resolve_device
 from subsetlib.models import build_model
@@ -52,8 +52,7 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
     net = how.model(build_model(model, data.spec.shape, data.num_classes).to(dev))
     trained = torch.compile(net) if compile else net  # compiled once; each seed loads fresh weights into ``net``
     flops = FlopMeter(net, data.spec.shape, data.num_classes)
-    kind = "bf16" if precision == "bf16" else "fp32"
-    ceiling = peak[kind] if peak else peak_flops(dev, kind)
+    top = ceiling(peak, precision) if peak else peak_flops(dev, "bf16" if precision == "bf16" else "fp32")
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
@@ -81,7 +80,7 @@ def mnist_speedrun(seeds: Iterable[int] = range(10), device: str = "auto", epoch
                 "seed": seed, "test_acc": test_acc, "test_loss": test_loss, "train_seconds": ledger.train_seconds,
                 "train_cpu_seconds": cpu_seconds, "examples": ledger.examples, "steps": ledger.steps,
                 "flops": ledger.flops, "flop_per_s": rate,
-                "peak_flop_per_s": ceiling, "frac_peak": rate / ceiling, "device": device_name(dev), "dataset": dataset,
+                "peak_flop_per_s": top, "frac_peak": rate / top, "device": device_name(dev), "dataset": dataset,
                 "model": model, "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                 "precision": precision, "channels_last": channels_last, "compile": compile,
                 "threads": torch.get_num_threads(), "load_avg": (load_before + load_average()) / 2,
