@@ -271,8 +271,8 @@ def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, st
               f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
     parts = [f"**At real minima, the answer is not in yet.** Study v2 judges the paper's claims only where training "
              f"has reached a minimum by a rule fixed before the runs (doubling the budget lowers the loss by less than "
-             f"{100 * RULES.converge_rel:g} %), and so far {stands}. The first study's verdicts are withdrawn: its "
-             "phases had not reached the minima its claims are about."]
+             f"{100 * RULES.converge_rel:g} % or by less than {RULES.converge_abs:g} nats), and so far {stands}. The "
+             "first study's verdicts are withdrawn: its phases had not reached the minima its claims are about."]
     if figure:
         parts.append(figure.replace("\n", " "))
     bullets = progress_bullets(pairs, titles) if len(pairs) else []
