@@ -95,9 +95,12 @@ PROBE = """<script>
     article.querySelectorAll('td').forEach(function (td) {
       var text = td.textContent.trim();
       if (!number.test(text)) { return; }
-      var range = document.createRange();
-      range.selectNodeContents(td);
-      var tops = new Set(Array.from(range.getClientRects()).map(function (r) { return Math.round(r.top); }));
+      var tops = new Set(), walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {  // the lines of the text itself, not the boxes of a <p> around it
+        var range = document.createRange();
+        range.selectNodeContents(walker.currentNode);
+        Array.from(range.getClientRects()).forEach(function (r) { if (r.width > 0) { tops.add(Math.round(r.top)); } });
+      }
       if (tops.size > 1) { wrapped.push(text); }
     });
     article.querySelectorAll('figure, img').forEach(function (el) {
@@ -357,7 +360,7 @@ def test_probe_measures_what_a_reader_sees(tmp_path):
     figure = (f'<figure class="subsetlib-figure"><img src="{svg}" alt="fig" width="600" style="{{}}" '
               f'data-text-px="13.3" data-narrow-text-px="13.3"><figcaption style="{{}}">{{}}</figcaption></figure>')
     wrapping = '<table><tr><td style="width:2em;white-space:normal">10.57 ± 0.78</td></tr></table>'
-    scrolled = '<div style="overflow-x:auto"><table style="width:900px"><tr><td>1.5</td></tr></table></div>'
+    scrolled = '<div style="overflow-x:auto"><table style="width:900px"><tr><td><p>1.5</p></td></tr></table></div>'
     bad = (f'<html><head></head><body><article style="width:500px;padding:0 20px;font-size:16px">'
            f'<p>Body text.</p><table style="width:900px"><tr><td>x</td></tr></table>{wrapping}'
            f'{figure.format("width:150px", "color:#999", "A caption")}'
