@@ -48,8 +48,8 @@ class StudyConfig:
     def budget_text(self) -> str:
         """The study's budget in words, as the claims table states it."""
         return (f"{len(self.seeds)} seeds, {self.model}{' with augmentation' if self.augment else ''}; conventional "
-                f"{self.conventional_epochs} epochs; subsets {self.subset_steps:,} steps + {self.finetune_epochs} "
-                "fine-tuning epochs")
+                f"{self.conventional_epochs} epochs; subsets of at least {self.subset_steps:,} steps + "
+                f"{self.finetune_epochs} fine-tuning epochs")
 
 
 STUDIES = {

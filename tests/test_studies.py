@@ -112,7 +112,7 @@ def test_every_study_config_makes_a_valid_run_config():
 
 def test_budget_text_is_the_configs():
     text = studies.STUDIES["study"].budget_text()
-    assert text == "5 seeds, cnn-simple; conventional 12 epochs; subsets 1,500 steps + 4 fine-tuning epochs"
+    assert text == "5 seeds, cnn-simple; conventional 12 epochs; subsets of at least 1,500 steps + 4 fine-tuning epochs"
     assert "with augmentation" in studies.STUDIES["study-cifar"].budget_text()
 
 
