@@ -17,8 +17,8 @@ import pandas as pd
 
 from subsetlib.accounting import main_target, time_to_target
 from subsetlib.errors import UserError
-from subsetlib.present import fraction_text
-from subsetlib.studies import StudyConfig
+from subsetlib.present import dataset_title, fraction_text
+from subsetlib.studies import StudyConfig, study_config
 
 
 @dataclass(frozen=True)
@@ -314,8 +314,6 @@ def page(study_name: str, dataset: str, device: str) -> tuple[StudyConfig, objec
     """What a page of the first study starts with: the threads, the study's configuration for ``dataset``, the
     dataset on the device, and its name in prose (with augmentation where the study augments)."""
     from subsetlib import data
-    from subsetlib.present import dataset_title
-    from subsetlib.studies import study_config
     from subsetlib.train import set_threads
 
     set_threads()
