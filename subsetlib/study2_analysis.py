@@ -156,7 +156,10 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
             low = high = math.nan
         # refuted needs a fine-tuning phase long enough to have matched conventional training on its own
         long_enough = bool((arm["finetune_flops"] >= arm["conventional_cost"]).all())
-        if n < rules.min_seeds:
+        reached_none = not np.isfinite(arm["cost"]).any()
+        if reached_none and len(arm) >= rules.min_seeds:  # no ratio at all: the budget decides which way
+            verdict = "refuted" if long_enough else "not testable at this budget"
+        elif n < rules.min_seeds:
             verdict = f"inconclusive at {n} seed{'s' if n != 1 else ''}"
         elif high <= rules.tenth:
             verdict = "reproduced"

@@ -117,6 +117,10 @@ def test_a_tenth_is_refuted_only_with_a_long_enough_fine_tuning():
     assert verdict(costs(0.8, finetune_flops=0.5e12)) == "not testable at this budget"
     assert verdict(costs(0.05, finetune_flops=0.5e12)) == "reproduced"
     assert verdict(costs(0.05, finetune_flops=0.5e12, n=2)) == "inconclusive at 2 seeds"
+    # no seed reached the target within its budget: the budget decides, never "inconclusive at 0 seeds"
+    unreached = costs(0.8, finetune_flops=0.5e12).assign(cost=math.nan, ratio=math.nan)
+    assert verdict(unreached) == "not testable at this budget"
+    assert verdict(unreached.assign(finetune_flops=2e12)) == "refuted"
 
 
 def q_case(by: str) -> pd.DataFrame:
