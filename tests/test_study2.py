@@ -226,3 +226,38 @@ def test_the_interim_answer_without_pairs_says_none_is_stored():
     answer = study2_report.interim_answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
     assert "no budget-doubling pair is stored yet" in answer.split("\n\n")[0]
     assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")
+
+
+def lbfgs_case(subset_cost: float, finetune_flops: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three seeds of the second-order track: full-set L-BFGS reaches its own result at 10 TFLOPs; the subset arm
+    reaches it at ``subset_cost`` (per seed ±1 %); Adam never does."""
+    runs, curves = [], []
+    for seed in range(3):
+        for protocol, fraction, cost, phases in (
+                ("lbfgs-full", 1.0, 10.0, {"lbfgs-full": {"flops": 10e12}}),
+                ("lbfgs-subset-full", 0.125, subset_cost * (1 + 0.01 * seed),
+                 {"lbfgs": {"flops": 1e12}, "lbfgs-full": {"flops": finetune_flops}}),
+                ("conventional", 1.0, math.inf, {"full": {"flops": 5e12}})):
+            rid = f"{protocol}-{seed}"
+            runs.append({"run_id": rid, "protocol": protocol, "seed": seed, "subset_fraction": fraction,
+                         "subset_Q": 15.0, "epochs": 8.0 if protocol == "conventional" else math.nan,
+                         "final_train_loss": 0.1, "final_test_acc": 0.97, "phases": json.dumps(phases)})
+            reach = cost if math.isfinite(cost) else 20.0
+            for flops, hit in ((0.5 * reach, False), (reach, math.isfinite(cost))):
+                curves.append({"run_id": rid, "examples": int(flops * 1e3), "flops": flops * 1e12,
+                               "train_loss": 0.1 if hit else 1.0, "test_acc": 0.97 if hit else 0.5})
+    return pd.DataFrame(runs), pd.DataFrame(curves)
+
+
+def test_the_second_order_track_judges_its_subset_arms_by_the_tenths_rule():
+    from subsetlib import lbfgs_study
+
+    def verdicts(subset_cost, finetune_flops):
+        costs = lbfgs_study.track_costs(*lbfgs_case(subset_cost, finetune_flops))
+        tenth = lbfgs_study.tenth(costs)
+        assert set(tenth["fraction"]) == {0.125}  # neither full-set L-BFGS nor Adam is an arm of the rule
+        return set(tenth["verdict"])
+
+    assert verdicts(0.5, finetune_flops=1e12) == {"reproduced"}  # 0.05× on both metrics
+    assert verdicts(3.0, finetune_flops=20e12) == {"refuted"}  # 0.3×, with a full-set phase longer than the reference
+    assert verdicts(3.0, finetune_flops=1e12) == {"not testable at this budget"}
