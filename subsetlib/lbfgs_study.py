@@ -45,6 +45,12 @@ class LbfgsDesign:
     eval_every: float = 5.0  # epoch-equivalents between evaluations (an L-BFGS iteration is one epoch-equivalent)
     rules: Rules = RULES
 
+    def scale_text(self) -> str:
+        """The track's budget in words, for the front page's "Scale:" line."""
+        return (f"second-order track: {self.name}, {self.model}, {len(self.seeds)} seeds; full-batch L-BFGS "
+                f"{self.full_iterations} iterations on the full set, or {self.subset_iterations} on a subset then "
+                f"{self.finetune_iterations} on the full set; Adam's ladder from {self.adam_epochs} epochs")
+
     @property
     def name(self) -> str:
         """The dataset name of the track's full set (``subsets.reduced`` names it so)."""
@@ -106,6 +112,19 @@ def run_track(ds, d: LbfgsDesign, results_dir: str) -> list[str]:
                                   trainers).summary["run_id"])
         ids += run_width(ds, d.adam(), d.model, (), seed, results_dir)
     return ids
+
+
+def stored(name: str, results_dir: str, device: str = "auto") -> dict | None:
+    """The track's analysis if every run of its design is stored, else None (trains nothing)."""
+    from subsetlib import protocols, results
+
+    d = lbfgs_design(name)
+    try:
+        with protocols.stored_runs_only():
+            ids = run_track(load_data(d, device), d, results_dir)
+    except protocols.NotStored:
+        return None
+    return analyse(*results.load_runs(results_dir, ids), d)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

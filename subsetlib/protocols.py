@@ -10,7 +10,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
@@ -154,6 +156,24 @@ def eval_points(start: int, length: int, every: int, dense: int) -> list[int]:
     return sorted(set(regular) | set(halving))
 
 
+class NotStored(Exception):
+    """A run that ``stored_runs_only`` asked for is not stored (yet)."""
+
+
+_STORED_ONLY: ContextVar[bool] = ContextVar("stored_only", default=False)
+
+
+@contextmanager
+def stored_runs_only() -> Iterator[None]:
+    """Inside, ``run_phases`` loads stored runs and raises ``NotStored`` instead of training: how a page that only
+    reads (the progress page) replays a design's runs to learn whether all of them are in."""
+    token = _STORED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STORED_ONLY.reset(token)
+
+
 def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                arm_settings: dict | None = None, results_dir: str | None = None,
                trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
@@ -174,6 +194,8 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
     rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
         return results.load_run(results_dir, rid)
+    if _STORED_ONLY.get():
+        raise NotStored(rid)
     run_started = datetime.now(UTC)
     result = _train_phases(data, cfg, phases, seed, protocol, dict(arm_settings or {}), rid, dict(trainers or {}))
     if results_dir is not None:

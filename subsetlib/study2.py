@@ -95,3 +95,44 @@ def page(name: str, device: str, results_dir: str) -> dict:
     set_threads()
     d = design(name)
     return {**load(data.load(d.dataset, device=device), d, results_dir), "title": dataset_title(d.dataset)}
+
+
+def stored(name: str, results_dir: str, device: str = "auto") -> dict | None:
+    """The analysis of the design called ``name`` if every run it asks for is stored, else None. Trains nothing:
+    the progress page asks this while the grid still runs."""
+    from subsetlib import data, protocols
+    from subsetlib.present import dataset_title
+
+    d = design(name)
+    try:
+        with protocols.stored_runs_only():
+            return {**load(data.load(d.dataset, device=device), d, results_dir), "title": dataset_title(d.dataset)}
+    except protocols.NotStored:
+        return None
+
+
+def so_far(design_dirs: dict[str, str], track: str, track_dir: str, device: str = "auto") -> dict:
+    """What the progress page shows while the grids run, training nothing: every stored run of the designs (each
+    design's results folder in ``design_dirs``), the ladders so far, the analyses of the designs whose every run is
+    stored (``complete``), the titles of the others (``pending``), and the second-order track's analysis once every
+    run of it is stored (``track``, else None)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from subsetlib import ladders, lbfgs_study, results
+    from subsetlib.present import dataset_title
+
+    folders = sorted({folder for folder in design_dirs.values() if Path(folder, "runs").is_dir()})
+    runs = results.load(folders) if folders else pd.DataFrame(columns=["dataset"])
+    curves = results.load(folders, "curves") if folders else pd.DataFrame()
+    titles = {design(name).dataset: dataset_title(design(name).dataset) for name in design_dirs}
+    complete = {}
+    for name, folder in design_dirs.items():
+        if design(name).dataset in set(runs["dataset"]) and (analysis := stored(name, folder, device)) is not None:
+            complete[name] = analysis
+    return {"runs": runs, "pairs": ladders.progress(runs, curves) if len(runs) else pd.DataFrame(),
+            "titles": titles, "complete": complete,
+            "pending": [titles[design(name).dataset] for name in design_dirs if name not in complete],
+            "track": lbfgs_study.stored(track, track_dir, device) if Path(track_dir, "runs").is_dir() else None}
+

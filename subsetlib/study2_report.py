@@ -171,6 +171,10 @@ def _cost_text(ratio: float) -> str:
     return f"{ratio:.2f}×" if math.isfinite(ratio) else "not reached"
 
 
+CLAIMS_COLUMNS = {"claim": "claim", "source": "source", "dataset": "dataset", "metric": "metric",
+                  "verdict": "verdict", "numbers": "numbers behind it"}
+
+
 def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
     """The claims table of study v2: one row per claim, dataset and metric, with the verdict its rule gives and the
     numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result."""
@@ -264,28 +268,45 @@ def budget_text(d: Design) -> str:
             f"converged, at most to {d.epochs * 2 ** d.max_doublings} epochs")
 
 
-def interim_answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None
-                   ) -> str:
-    """The front page's answer while study v2 runs: first, in plain words, that the answer is not in yet, why, and
-    what stands so far; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet
-    per dataset and width; then a "Scale:" line with every stored dataset's budget. No claim has a v2 verdict until
-    every run of a design is stored (the claims page gives the verdicts then)."""
+def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
+           complete: dict[str, dict] | None = None, track: tuple[str, str] | None = None,
+           pending: list[str] = ()) -> str:
+    """The front page's answer, from what is stored: first in words the answers that are in (``complete`` maps a
+    design's name to its analysis, whose every run is stored; ``track`` is the second-order track's answer and its
+    scale, once all its runs are), then what is not in yet (the titles in ``pending``) and why; then ``figure``
+    (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and width on the
+    conventional ladders; then a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
+    complete = complete or {}
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
     converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
     stands = ("no budget-doubling pair is stored yet" if pairs.empty else
               f"{len(runs)} of its runs are stored, and {converged_seeds} conventional run"
               f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
-    parts = [f"**At real minima, the answer is not in yet.** Study v2 judges the paper's claims only where training "
-             f"has reached a minimum by a rule fixed before the runs (doubling the budget lowers the loss by less than "
-             f"{100 * RULES.converge_rel:g} % or by less than {RULES.converge_abs:g} nats), and so far {stands}. The "
-             "first study's verdicts are withdrawn: its phases had not reached the minima its claims are about."]
+    rule = (f"Study v2 judges the paper's claims only where training has reached a minimum by a rule fixed before the "
+            f"runs (doubling the budget lowers the loss by less than {100 * RULES.converge_rel:g} % or by less than "
+            f"{RULES.converge_abs:g} nats)")
+    withdrawn = ("The first study's verdicts are withdrawn: its phases had not reached the minima its claims are "
+                 "about.")
+    parts = []
+    for a in complete.values():
+        parts.append(f"{closeness_sentence(a['close_by_arm'], a['title'])} "
+                     f"{equal_compute_sentence(a['equal_by_arm'], a['title'], a['design'])}")
+    if track:
+        parts.append(f"**With a full-batch second-order optimizer** (our inference: where a subset can really save "
+                     f"compute). {track[0]}")
+    if not parts:
+        parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
+    elif pending:
+        parts.append(f"**Not in yet: {', '.join(pending)}.** {rule}; of the runs stored so far ({len(runs)}), "
+                     f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''} "
+                     f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
     if figure:
         parts.append(figure.replace("\n", " "))
     bullets = progress_bullets(pairs, titles) if len(pairs) else []
     if bullets:
         parts.append("\n".join(bullets))
     datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
-    scales = [budget_text(DESIGNS[name]) for name in datasets if name in DESIGNS]
+    scales = [budget_text(DESIGNS[name]) for name in datasets if name in DESIGNS] + ([track[1]] if track else [])
     if scales:
         parts.append("Scale: " + "; ".join(scales) + ".")
     return "\n\n".join(parts)

@@ -211,7 +211,7 @@ def test_the_ladder_points_carry_both_runs_of_each_conventional_pair():
 
 def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     runs, pairs = progress_case()
-    answer = study2_report.interim_answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
+    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
     first, figure, bullets, scale = answer.split("\n\n")
     assert first.startswith("**At real minima, the answer is not in yet.**") and "3 of its runs" in first
     assert "1 conventional run has passed" in first
@@ -223,7 +223,7 @@ def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
 
 def test_the_interim_answer_without_pairs_says_none_is_stored():
     runs, _ = progress_case()
-    answer = study2_report.interim_answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
+    answer = study2_report.answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
     assert "no budget-doubling pair is stored yet" in answer.split("\n\n")[0]
     assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")
 
@@ -261,3 +261,30 @@ def test_the_second_order_track_judges_its_subset_arms_by_the_tenths_rule():
     assert verdicts(0.5, finetune_flops=1e12) == {"reproduced"}  # 0.05× on both metrics
     assert verdicts(3.0, finetune_flops=20e12) == {"refuted"}  # 0.3×, with a full-set phase longer than the reference
     assert verdicts(3.0, finetune_flops=1e12) == {"not testable at this budget"}
+
+
+def test_the_progress_page_learns_which_designs_are_complete_without_training(tmp_path, synthetic):
+    from subsetlib import results
+
+    assert study2.stored("synthetic", str(tmp_path), device="cpu") is None
+    assert not (tmp_path / "runs").exists()  # asked, nothing trained
+    d = studies.design("synthetic")
+    study2.run_width(synthetic, d, d.model, d.fractions, 0, str(tmp_path))  # one seed of two
+    before = len(results.load(tmp_path))
+    assert study2.stored("synthetic", str(tmp_path), device="cpu") is None
+    assert len(results.load(tmp_path)) == before
+    for model, _, _ in d.arms():
+        study2.run_design(synthetic, d, model, str(tmp_path))
+    analysis = study2.stored("synthetic", str(tmp_path), device="cpu")
+    assert analysis is not None and set(analysis["runs"]["seed"]) == {0, 1}
+
+
+def test_the_answer_opens_with_what_is_in_and_names_what_is_not():
+    runs, pairs = progress_case()
+    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, track=("L-BFGS: 0.45× its FLOPs.", "track scale"),
+                                  pending=["MNIST", "Fashion-MNIST"])
+    first, second, bullets, scale = answer.split("\n\n")
+    assert first.startswith("**With a full-batch second-order optimizer**") and first.endswith("0.45× its FLOPs.")
+    assert second.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in second
+    assert scale.endswith("; track scale.")
+
