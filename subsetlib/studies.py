@@ -45,7 +45,7 @@ class StudyConfig:
                 "batch_size": self.batch_size, "precision": self.precision, "eval_every": self.eval_every,
                 "eval_dense": self.eval_dense, "eval_train_examples": self.eval_train_examples}
 
-    def budget_text(self) -> str:
+    def scale_text(self) -> str:
         """The study's budget in words, as the claims table states it."""
         return (f"{len(self.seeds)} seeds, {self.model}{' with augmentation' if self.augment else ''}; conventional "
                 f"{self.conventional_epochs} epochs; subsets of at least {self.subset_steps:,} steps + "
@@ -123,6 +123,17 @@ class Design:
         return RunConfig(dataset=self.dataset, model=model, batch_size=self.batch_size, augment=self.augment,
                          eval_every=1.0, eval_dense=3, eval_train_examples=self.eval_train_examples,
                          lr_schedule="cosine")
+
+    def scale_text(self) -> str:
+        """The design's budget in words, for the "Scale:" line: widths and seeds, the first budgets and the ladder's
+        cap."""
+        from subsetlib.present import dataset_title
+
+        widths = "".join(f", {m}" for m in self.widths)
+        others = f" ({len(self.width_seeds)} seeds at the other widths)" if self.widths else ""
+        return (f"{dataset_title(self.dataset)}: {self.model}{widths}, {len(self.seeds)} seeds{others}; conventional "
+                f"from B = {self.epochs} epochs, subsets from B epochs (at least {self.min_subset_steps} steps), "
+                f"doubled until converged, at most to {self.epochs * 2 ** self.max_doublings} epochs")
 
     def arms(self) -> list[tuple[str, tuple[float, ...], tuple[int, ...]]]:
         """(model, subset fractions, seeds) for every width, the main one first."""

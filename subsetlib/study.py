@@ -199,7 +199,7 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, plan: Plan = PLAN) -> dict
             "minima": subset_minimum(runs, curves, plateau, plan), "tenth": tenth_requirements(costs, plateau, plan)}
 
 
-def budget_text(runs: pd.DataFrame) -> str:
+def scale_of_runs(runs: pd.DataFrame) -> str:
     """The budget of a set of study runs in words, read from the runs themselves (seeds, model, epochs, steps)."""
     conventional, subset = runs[runs["protocol"] == "conventional"], runs[runs["protocol"] == "subset"]
     steps = sorted({sum(info["steps"] for info in json.loads(p).values() if info["fraction"] < 1)

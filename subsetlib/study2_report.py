@@ -257,17 +257,6 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
     return bullets
 
 
-def budget_text(d: Design) -> str:
-    """A design's budget in words, for the "Scale:" line: widths and seeds, the first budgets and the ladder's cap."""
-    from subsetlib.present import dataset_title
-
-    widths = "".join(f", {m}" for m in d.widths)
-    others = f" ({len(d.width_seeds)} seeds at the other widths)" if d.widths else ""
-    return (f"{dataset_title(d.dataset)}: {d.model}{widths}, {len(d.seeds)} seeds{others}; conventional from "
-            f"B = {d.epochs} epochs, subsets from B epochs (at least {d.min_subset_steps} steps), doubled until "
-            f"converged, at most to {d.epochs * 2 ** d.max_doublings} epochs")
-
-
 def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
            complete: dict[str, dict] | None = None, track: tuple[str, str] | None = None,
            pending: list[str] = ()) -> str:
@@ -306,7 +295,7 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
     if bullets:
         parts.append("\n".join(bullets))
     datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
-    scales = [budget_text(DESIGNS[name]) for name in datasets if name in DESIGNS] + ([track[1]] if track else [])
+    scales = [DESIGNS[name].scale_text() for name in datasets if name in DESIGNS] + ([track[1]] if track else [])
     if scales:
         parts.append("Scale: " + "; ".join(scales) + ".")
     return "\n\n".join(parts)

@@ -110,10 +110,10 @@ def test_every_study_config_makes_a_valid_run_config():
         studies.study_config("study", "cifar10-jpeg")
 
 
-def test_budget_text_is_the_configs():
-    text = studies.STUDIES["study"].budget_text()
+def test_scale_text_is_the_configs():
+    text = studies.STUDIES["study"].scale_text()
     assert text == "5 seeds, cnn-simple; conventional 12 epochs; subsets of at least 1,500 steps + 4 fine-tuning epochs"
-    assert "with augmentation" in studies.STUDIES["study-cifar"].budget_text()
+    assert "with augmentation" in studies.STUDIES["study-cifar"].scale_text()
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "grids").glob("*.yaml")), ids=lambda p: p.name)

@@ -113,7 +113,7 @@ def _phases(subset_steps: int) -> str:
     return json.dumps({"subset": {"fraction": 0.5, "steps": subset_steps}, "finetune": {"fraction": 1.0, "steps": 100}})
 
 
-def test_budget_text_reads_the_runs():
+def test_scale_of_runs_reads_the_runs():
     runs = pd.DataFrame([
         {"protocol": "conventional", "seed": 0, "model": "m", "augment": True, "epochs": 15, "finetune_epochs": None,
          "phases": json.dumps({"full": {"fraction": 1.0, "steps": 10}})},
@@ -122,7 +122,7 @@ def test_budget_text_reads_the_runs():
         {"protocol": "subset", "seed": 1, "model": "m", "augment": True, "epochs": None, "finetune_epochs": 3,
          "phases": _phases(1000)},
     ])
-    assert study.budget_text(runs) == ("2 seeds, m with augmentation; conventional 15 epochs; subsets 980–1,000 steps"
+    assert study.scale_of_runs(runs) == ("2 seeds, m with augmentation; conventional 15 epochs; subsets 980–1,000 steps"
                                        " + 3 fine-tuning epochs")
 
 

@@ -217,7 +217,7 @@ def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     assert "1 conventional run has passed" in first
     assert figure == '<figure> <img src="x"></figure>'  # one line: Markdown passes an HTML block through whole
     assert bullets.startswith("- MNIST, cnn-simple-narrow: 1 of 1 seeds converged")
-    assert scale == "Scale: " + study2_report.budget_text(studies.DESIGNS["mnist"]) + "."
+    assert scale == "Scale: " + studies.DESIGNS["mnist"].scale_text() + "."
     assert "B = 8 epochs" in scale and "at most to 64 epochs" in scale and "5 seeds" in scale
 
 
