@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from subsetlib.studies import Design
-from subsetlib.study2_analysis import tenth_by_arm
-from subsetlib.study2_report import arm_text
+from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
+from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, tenth_claim
 from subsetlib.verdicts import RULES, Rules, converged
 
 
@@ -195,6 +195,27 @@ def track_costs(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) 
     return pd.DataFrame(rows)
 
 
+def closeness(runs: pd.DataFrame, curves: pd.DataFrame, phases: pd.DataFrame) -> pd.DataFrame:
+    """Question 1 on the track: per subset arm and seed, the full-set training loss and test accuracy where its
+    L-BFGS subset phase ended, against full-set L-BFGS's result of the same seed. ``both_converged`` (the track's
+    rule, on both phases) is what a verdict may use."""
+    converged_ = phases.set_index(["run_id", "phase"])["converged"]
+    full = runs[runs["protocol"] == "lbfgs-full"].set_index("seed")
+    rows = []
+    for _, run in runs[runs["protocol"] == "lbfgs-subset-full"].iterrows():
+        if run["seed"] not in full.index:
+            continue
+        curve = curves[(curves["run_id"] == run["run_id"]) & (curves["phase"] == "lbfgs")]
+        end, ref = curve.sort_values("examples").iloc[-1], full.loc[run["seed"]]
+        rows.append({"model": run["model"], "P": run["P"], "fraction": run["subset_fraction"], "Q": run["subset_Q"],
+                     "seed": run["seed"], "run_id": run["run_id"], "ref_run_id": ref["run_id"],
+                     "train_loss": end["train_loss"], "test_acc": end["test_acc"],
+                     "ref_loss": ref["final_train_loss"], "ref_acc": ref["final_test_acc"],
+                     "both_converged": bool(converged_.get((run["run_id"], "lbfgs"), False)
+                                            and converged_.get((ref["run_id"], "lbfgs-full"), False))})
+    return pd.DataFrame(rows)
+
+
 def tenth(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     """The subset arms' cost ratios to full-set L-BFGS judged by the tenth's rule (``study2_analysis.tenth_by_arm``,
     full-set L-BFGS in the conventional arm's place): per arm and metric, the paired interval and the verdict."""
@@ -219,9 +240,27 @@ def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
 
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: LbfgsDesign) -> dict:
     costs = track_costs(runs, curves, d.rules)
-    return {"design": d, "runs": runs, "curves": curves, "phases": phase_convergence(runs, d.rules),
-            "points": track_points(runs, curves), "costs": costs, "summary": cost_summary(costs),
-            "tenth": tenth(costs, d.rules)}
+    phases = phase_convergence(runs, d.rules)
+    close = closeness(runs, curves, phases)
+    return {"design": d, "runs": runs, "curves": curves, "phases": phases, "close": close,
+            "close_by_arm": closeness_by_arm(close, d.rules), "points": track_points(runs, curves), "costs": costs,
+            "summary": cost_summary(costs), "tenth": tenth(costs, d.rules)}
+
+
+def claims(a: dict) -> pd.DataFrame:
+    """The track's rows of the claims table: the two claims about minima (question 1, on the track's converged L-BFGS
+    phases) and "a tenth or less" (question 3), on each metric."""
+    d, rows = a["design"], []
+    for metric, col, key in (("training loss", "loss_verdict", "train_loss"), ("test accuracy", "acc_verdict",
+                                                                               "test_acc")):
+        for claim, source, verdict, numbers in closeness_claims(a["close_by_arm"], col, d.rules):
+            rows.append({"claim": claim, "source": source, "metric": metric, "verdict": verdict, "numbers": numbers})
+        arms = a["tenth"][a["tenth"]["metric"] == key]
+        rows.append({"claim": "Compute to full-set L-BFGS quality reduced to a tenth or less", "source": "abstract",
+                     "metric": metric, "verdict": tenth_claim(arms["verdict"].tolist()),
+                     "numbers": "; ".join(f"{arm_text(r['fraction'])} first: {_ratio_text(r)}, {r['verdict']}"
+                                          for _, r in arms.iterrows())})
+    return pd.DataFrame(rows).assign(dataset=f"{d.name} (second-order track)")
 
 
 def answer(a: dict) -> str:
@@ -230,7 +269,8 @@ def answer(a: dict) -> str:
     d, phases, summary = a["design"], a["phases"], a["summary"]
     full = phases[phases["protocol"] == "lbfgs-full"]
     parts = [f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
-             f"{int(full['converged'].sum())} of {len(full)} seeds."]
+             f"{int(full['converged'].sum())} of {len(full)} seeds.",
+             closeness_sentence(a["close_by_arm"], f"{d.name} with L-BFGS")]
     for metric, target in (("train_loss", "its training loss (within 10 %)"),
                            ("test_acc", "its test accuracy (within 0.3 points)")):
         arms = a["tenth"][a["tenth"]["metric"] == metric]

@@ -175,6 +175,49 @@ CLAIMS_COLUMNS = {"claim": "claim", "source": "source", "dataset": "dataset", "m
                   "verdict": "verdict", "numbers": "numbers behind it"}
 
 
+CLOSE_CLAIM = "The full-set minimum is close to its subsets' minima (arms with Q ≥ 3)"
+Q_CLAIM = "A subset is representative once Q sufficiently exceeds 1 (close at Q ≥ 3, not at Q < 1)"
+
+
+def closeness_claims(by_arm: pd.DataFrame, col: str, rules: Rules = RULES) -> list[tuple[str, str, str, str]]:
+    """The two claims about minima on one metric (``col``: the arms' loss or accuracy verdict), as (claim, source,
+    verdict, numbers): close at Q ≥ 3 needs an arm there that is *equal*; the Q threshold also needs no arm with
+    Q < 1 that is."""
+    high, low = by_arm[by_arm["Q"] >= rules.q_high], by_arm[by_arm["Q"] < 1]
+    usable = high[high["usable"] > 0]
+    if usable.empty:
+        close_v = "not testable at this budget"
+    elif (usable[col] == "equal").any():
+        close_v = "reproduced"
+    elif (usable[col] == "worse").all():
+        close_v = "refuted"
+    else:
+        close_v = "inconclusive"
+    low_equal = (low[col] == "equal").any()
+    if close_v == "reproduced" and not low_equal:
+        q_v = "reproduced"
+    elif low_equal or close_v == "refuted":
+        q_v = "refuted"
+    else:
+        q_v = close_v
+    high_text = "; ".join(f"{width_text(r['model'], r['P'])} {arm_text(r['fraction'])} (Q {r['Q']:.2g}): {r[col]}"
+                          for _, r in high.iterrows())
+    low_text = "; ".join(f"{arm_text(r['fraction'])} at {r['model']} (Q {r['Q']:.2g}): {r[col]}"
+                         for _, r in low.iterrows())
+    return [(CLOSE_CLAIM, "abstract", close_v, high_text or "no arm with Q ≥ 3"),
+            (Q_CLAIM, "abstract", q_v, f"Q ≥ 3: {close_v}; Q < 1: {low_text or 'no arm'}")]
+
+
+def tenth_claim(arm_verdicts: list[str]) -> str:
+    """"A tenth or less" over its arms: reproduced if some arm is; refuted only if every arm is; else not testable
+    at this budget if some arm is, else inconclusive."""
+    if "reproduced" in arm_verdicts:
+        return "reproduced"
+    if arm_verdicts and all(v == "refuted" for v in arm_verdicts):
+        return "refuted"
+    return "not testable at this budget" if "not testable at this budget" in arm_verdicts else "inconclusive"
+
+
 def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
     """The claims table of study v2: one row per claim, dataset and metric, with the verdict its rule gives and the
     numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result."""
@@ -186,32 +229,9 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
 
     for dataset, a in analyses.items():
         rules, by_arm = a["design"].rules, a["close_by_arm"]
-        high, low = by_arm[by_arm["Q"] >= rules.q_high], by_arm[by_arm["Q"] < 1]
         for metric, col in (("training loss", "loss_verdict"), ("test accuracy", "acc_verdict")):
-            usable = high[high["usable"] > 0]
-            if usable.empty:
-                close_v = "not testable at this budget"
-            elif (usable[col] == "equal").any():
-                close_v = "reproduced"
-            elif (usable[col] == "worse").all():
-                close_v = "refuted"
-            else:
-                close_v = "inconclusive"
-            numbers = "; ".join(f"{width_text(r['model'], r['P'])} {arm_text(r['fraction'])} (Q {r['Q']:.2g}): "
-                                f"{r[col]}" for _, r in high.iterrows())
-            add("The full-set minimum is close to its subsets' minima (arms with Q ≥ 3)", "abstract", dataset,
-                metric, close_v, numbers or "no arm with Q ≥ 3")
-            low_equal = (low[col] == "equal").any()
-            if close_v == "reproduced" and not low_equal:
-                q_v = "reproduced"
-            elif low_equal or close_v == "refuted":
-                q_v = "refuted"
-            else:
-                q_v = close_v
-            low_text = "; ".join(f"{arm_text(r['fraction'])} at {r['model']} (Q {r['Q']:.2g}): {r[col]}"
-                                 for _, r in low.iterrows())
-            add("A subset is representative once Q sufficiently exceeds 1 (close at Q ≥ 3, not at Q < 1)",
-                "abstract", dataset, metric, q_v, f"Q ≥ 3: {close_v}; Q < 1: {low_text or 'no arm'}")
+            for row in closeness_claims(by_arm, col, rules):
+                add(*row[:2], dataset, metric, *row[2:])
             eq = a["equal_by_arm"]
             eq_col = eq[col]
             equal_v = ("reproduced" if eq_col.isin(["equal", "better"]).any() else
@@ -219,12 +239,8 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
             add("Results equal to conventional training (equal compute)", "abstract", dataset, metric, equal_v,
                 "; ".join(f"{arm_text(r['fraction'])}: {r[col]}" for _, r in eq.iterrows()))
             tenth = a["tenth"][a["tenth"]["metric"] == ("train_loss" if metric == "training loss" else "test_acc")]
-            verdicts_ = tenth["verdict"].tolist()
-            tenth_v = ("reproduced" if "reproduced" in verdicts_ else
-                       "refuted" if verdicts_ and all(v == "refuted" for v in verdicts_) else
-                       "not testable at this budget" if any(v == "not testable at this budget" for v in verdicts_)
-                       else "inconclusive")
-            add("Compute to conventional quality reduced to a tenth or less", "abstract", dataset, metric, tenth_v,
+            add("Compute to conventional quality reduced to a tenth or less", "abstract", dataset, metric,
+                tenth_claim(tenth["verdict"].tolist()),
                 "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'])} ({r['verdict']})"
                           for _, r in tenth.iterrows()))
         qf = a["q_or_fraction"]

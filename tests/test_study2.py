@@ -288,3 +288,50 @@ def test_the_answer_opens_with_what_is_in_and_names_what_is_not():
     assert second.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in second
     assert scale.endswith("; track scale.")
 
+
+
+def by_arm(*arms: tuple[float, str, int]) -> pd.DataFrame:
+    """Arms of one width as (Q, loss verdict, seeds usable)."""
+    return pd.DataFrame([{"model": "m", "P": 1000, "fraction": q / 10, "Q": q, "usable": usable, "loss_verdict": v}
+                         for q, v, usable in arms])
+
+
+@pytest.mark.parametrize(("arms", "close", "threshold"), [
+    # the first study's case: the gap fell as Q rose, but no arm was close: not a reproduction
+    (((6.0, "worse", 5), (3.2, "worse", 5), (0.8, "worse", 5)), "refuted", "refuted"),
+    (((6.0, "inconclusive at 5 seeds", 5), (0.8, "worse", 5)), "inconclusive", "inconclusive"),
+    (((6.0, "equal", 5), (0.8, "worse", 5)), "reproduced", "reproduced"),
+    (((6.0, "equal", 5), (0.8, "equal", 5)), "reproduced", "refuted"),  # close below Q = 1 too: Q is no threshold
+    (((6.0, "not converged", 0), (0.8, "worse", 5)), "not testable at this budget", "not testable at this budget"),
+])
+def test_the_minima_claims_need_a_close_arm_at_high_q(arms, close, threshold):
+    (_, _, close_v, _), (_, _, q_v, numbers) = study2_report.closeness_claims(by_arm(*arms), "loss_verdict")
+    assert (close_v, q_v) == (close, threshold)
+    assert numbers.startswith(f"Q ≥ 3: {close}; Q < 1: ")
+
+
+def test_the_second_order_track_judges_closeness_only_where_both_lbfgs_phases_converged():
+    from subsetlib import lbfgs_study
+
+    def track(subset_losses: list[float]) -> pd.DataFrame:
+        runs, curves = [], []
+        for seed in range(3):
+            full = {"lbfgs-full": {"K": 1000, "Q": 10.0, "lbfgs_stopped": "iterations", "lbfgs_iterations_done": 4,
+                                   "lbfgs_losses": json.dumps([1.0, 0.1005, 0.1002, 0.1])}}
+            sub = {"lbfgs": {"K": 100, "Q": 4.0, "lbfgs_stopped": "iterations", "lbfgs_iterations_done": 4,
+                             "lbfgs_losses": json.dumps(subset_losses)}, "lbfgs-full": full["lbfgs-full"]}
+            for rid, protocol, phases, end in ((f"f{seed}", "lbfgs-full", full, 0.1),
+                                               (f"s{seed}", "lbfgs-subset-full", sub, 0.105 + 0.001 * seed)):
+                runs.append({"run_id": rid, "protocol": protocol, "seed": seed, "model": "m", "P": 250,
+                             "subset_fraction": 1.0 if protocol == "lbfgs-full" else 0.1, "subset_Q": 4.0,
+                             "final_train_loss": 0.1, "final_test_acc": 0.97, "phases": json.dumps(phases)})
+                first = "lbfgs" if protocol == "lbfgs-subset-full" else "lbfgs-full"
+                curves.append({"run_id": rid, "phase": first, "examples": 10, "train_loss": end, "test_acc": 0.97})
+        runs = pd.DataFrame(runs)
+        phases = lbfgs_study.phase_convergence(runs)
+        return study2_analysis.closeness_by_arm(lbfgs_study.closeness(runs, pd.DataFrame(curves), phases)).iloc[0]
+
+    arm = track([1.0, 0.0102, 0.0101, 0.01])  # the subset phase converged (its second half: −2 %)
+    assert arm["usable"] == 3 and arm["loss_verdict"] == "equal"  # 1.05× the full-set result, within 10 %
+    arm = track([1.0, 0.5, 0.3, 0.1])  # still falling: not a minimum
+    assert arm["usable"] == 0 and arm["loss_verdict"] == "not converged"
