@@ -211,9 +211,10 @@ def closeness(runs: pd.DataFrame, curves: pd.DataFrame, phases: pd.DataFrame) ->
                      "seed": run["seed"], "run_id": run["run_id"], "ref_run_id": ref["run_id"],
                      "train_loss": end["train_loss"], "test_acc": end["test_acc"],
                      "ref_loss": ref["final_train_loss"], "ref_acc": ref["final_test_acc"],
-                     "both_converged": bool(converged_.get((run["run_id"], "lbfgs"), False)
-                                            and converged_.get((ref["run_id"], "lbfgs-full"), False))})
-    return pd.DataFrame(rows)
+                     "converged": bool(converged_.get((run["run_id"], "lbfgs"), False)),
+                     "ref_converged": bool(converged_.get((ref["run_id"], "lbfgs-full"), False))})
+    close = pd.DataFrame(rows)
+    return close.assign(both_converged=close["converged"] & close["ref_converged"]) if len(close) else close
 
 
 def tenth(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:

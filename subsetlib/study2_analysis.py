@@ -68,6 +68,11 @@ def closeness_by_arm(close: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     converged."""
     by_arm = paired_by_arm(close, ["model", "P", "fraction", "Q"], ("train_loss", "test_acc"), ("ref_loss", "ref_acc"),
                            "both_converged", rules)
+    # which phase failed, for the words: seeds whose subset phase / reference converged
+    counts = close.groupby(["model", "fraction"])[["converged", "ref_converged"]].sum()
+    index = pd.MultiIndex.from_frame(by_arm[["model", "fraction"]])
+    by_arm["subset_converged"] = counts["converged"].reindex(index).to_numpy().astype(int)
+    by_arm["reference_converged"] = counts["ref_converged"].reindex(index).to_numpy().astype(int)
     return by_arm.sort_values(["P", "fraction"], ascending=[False, False]).reset_index(drop=True)
 
 

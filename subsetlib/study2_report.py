@@ -126,8 +126,14 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
     high = by_arm[by_arm["Q"] >= rules.q_high]
     usable = high[high["usable"] > 0]
     if usable.empty:
-        return (f"On {title}, no subset arm with Q ≥ {rules.q_high:g} has both phases converged, so how close its "
-                "minimum is cannot be judged at this budget.")
+        why = ""
+        if len(high):  # which phases failed: the reference's seeds (once per width), the subset phases' (per arm)
+            refs = high.drop_duplicates("model")
+            why = (f" (the full-set run converged in {int(refs['reference_converged'].sum())} of "
+                   f"{int(refs['seeds'].sum())} seeds, the subset phases with Q ≥ {rules.q_high:g} in "
+                   f"{int(high['subset_converged'].sum())} of {int(high['seeds'].sum())})")
+        return (f"On {title}, no subset arm with Q ≥ {rules.q_high:g} has both phases converged{why}, so how close "
+                "its minimum is cannot be judged at this budget.")
     loss, acc = usable["loss_verdict"].tolist(), usable["acc_verdict"].tolist()
     return (f"On {title}, of {len(usable)} subset arms with Q ≥ {rules.q_high:g} and converged phases, "
             f"{_count(loss, 'equal')} sit within 10 % of the full-set minimum in training loss "

@@ -335,3 +335,10 @@ def test_the_second_order_track_judges_closeness_only_where_both_lbfgs_phases_co
     assert arm["usable"] == 3 and arm["loss_verdict"] == "equal"  # 1.05× the full-set result, within 10 %
     arm = track([1.0, 0.5, 0.3, 0.1])  # still falling: not a minimum
     assert arm["usable"] == 0 and arm["loss_verdict"] == "not converged"
+
+
+def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
+    runs, curves = closeness_case(converged_conventional=False)
+    by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves)))
+    sentence = study2_report.closeness_sentence(by_arm, "MNIST")
+    assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
