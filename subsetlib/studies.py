@@ -124,14 +124,20 @@ class Design:
                          eval_every=1.0, eval_dense=3, eval_train_examples=self.eval_train_examples,
                          lr_schedule="cosine")
 
-    def scale_text(self) -> str:
-        """The design's budget in words, for the "Scale:" line: widths and seeds, the first budgets and the ladder's
-        cap."""
+    def scale_text(self, model: str | None = None) -> str:
+        """The design's budget in words, for a "Scale:" line: widths and seeds (of one width, ``model``, if given),
+        the first budgets and the ladder's cap."""
         from subsetlib.present import dataset_title
 
-        widths = "".join(f", {m}" for m in self.widths)
-        others = f" ({len(self.width_seeds)} seeds at the other widths)" if self.widths else ""
-        return (f"{dataset_title(self.dataset)}: {self.model}{widths}, {len(self.seeds)} seeds{others}; conventional "
+        def seeds(n: int) -> str:
+            return f"{n} seed{'s' if n != 1 else ''}"
+
+        if model is not None:
+            which = f"{model}, {seeds(len(self.seeds if model == self.model else self.width_seeds))}"
+        else:
+            others = f" ({seeds(len(self.width_seeds))} at the other widths)" if self.widths else ""
+            which = f"{', '.join([self.model, *self.widths])}, {seeds(len(self.seeds))}{others}"
+        return (f"{dataset_title(self.dataset)}: {which}; conventional "
                 f"from B = {self.epochs} epochs, subsets from B epochs (at least {self.min_subset_steps} steps), "
                 f"doubled until converged, at most to {self.epochs * 2 ** self.max_doublings} epochs")
 

@@ -1,0 +1,63 @@
+"""Study v2's two equal-compute figures, drawn once for the page that owns them and for the front page's answer:
+the mini-batch arms of a design (``equal_compute``) and the second-order track (``lbfgs_track``). Each returns
+(figure, caption, data) for ``present.show``; the caption's scale is the design's, so that its counts of seeds are
+those of the data drawn.
+"""
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from subsetlib import present
+
+
+def equal_compute(a: dict) -> tuple[Figure, str, pd.DataFrame]:
+    """Full-set training loss and test accuracy against cumulative training FLOPs (subset phase included): the
+    conventional runs on B and 2B and each equal-compute arm of the main width, mean and range over the seeds."""
+    plan, title, pts = a["design"], a["title"], a["points"]
+    fig, (ax_loss, ax_acc) = present.figure(ncols=2)
+    for arm, curve in pts.groupby("arm", sort=False):
+        fraction = curve["fraction"].iloc[0]
+        colour = present.arm_color("conventional" if fraction >= 1 else "subset", fraction)
+        style = "--" if fraction >= 1 and not arm.endswith(f"({plan.epochs} epochs)") else "-"
+        stats = curve.groupby("flops")[["train_loss", "test_acc"]].agg(["mean", "min", "max"])
+        x = stats.index / 1e12
+        for ax, col, k in ((ax_loss, "train_loss", 1), (ax_acc, "test_acc", 100)):
+            ax.plot(x, k * stats[(col, "mean")], color=colour, ls=style, lw=1.3, label=arm)
+            ax.fill_between(x, k * stats[(col, "min")], k * stats[(col, "max")], color=colour, alpha=0.15, lw=0)
+    ax_loss.set(xlabel="training compute (TFLOPs)", ylabel="full-set training loss")
+    present.log_axis(ax_loss, "y")
+    finals = 100 * pts.groupby("run_id")["test_acc"].last()
+    ax_acc.set(xlabel="training compute (TFLOPs)", ylabel="test accuracy (%)",
+               ylim=(finals.min() - 2, finals.max() + 0.5))
+    present.legend(ax_loss)
+    points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
+    caption = (f"{title}, main width: full-set training loss (left) and test accuracy (right) against cumulative "
+               f"training FLOPs, mean and range over the seeds of {present.runs_text(points)}. Black: conventional "
+               f"(solid: {plan.epochs} epochs, dashed: longer runs of the ladder); colours: equal-compute arms by "
+               f"subset fraction. Scale: {plan.scale_text(plan.model)}.")
+    return fig, caption, points
+
+
+def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
+    """The second-order track at equal FLOPs (every line-search evaluation counted): full-set L-BFGS, L-BFGS on a
+    subset then on the full set, and Adam's runs, mean over the seeds."""
+    pts = a["points"]
+    fig, (ax_loss, ax_acc) = present.figure(ncols=2)
+    for arm, curve in pts.groupby("arm", sort=False):
+        protocol, fraction = curve["protocol"].iloc[0], curve["fraction"].iloc[0]
+        colour = (present.arm_color("subset", fraction) if protocol == "lbfgs-subset-full" else
+                  present.LBFGS if protocol == "lbfgs-full" else present.CONVENTIONAL)
+        style = ":" if protocol == "conventional" else "-"
+        mean = curve.groupby("flops")[["train_loss", "test_acc"]].mean()
+        ax_loss.plot(mean.index / 1e12, mean["train_loss"], color=colour, ls=style, lw=1.3, label=arm)
+        ax_acc.plot(mean.index / 1e12, 100 * mean["test_acc"], color=colour, ls=style, lw=1.3)
+    ax_loss.set(xlabel="training compute (TFLOPs)", ylabel="full-set training loss")
+    present.log_axis(ax_loss, "y")
+    ax_acc.set(xlabel="training compute (TFLOPs)", ylabel="test accuracy (%)")
+    present.legend(ax_loss)
+    points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
+    d = a["design"]
+    caption = (f"{d.name}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
+               f"FLOPs, mean over the seeds of {present.runs_text(points)}. Purple: L-BFGS on the full set; colours: "
+               f"L-BFGS on a subset first (by fraction); black dotted: Adam's runs. Scale: {d.scale_text()}.")
+    return fig, caption, points
