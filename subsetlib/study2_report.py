@@ -151,7 +151,8 @@ def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
         parts.append(f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
                      f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} "
                      f"({arm['acc'].text(100, ' pt', 2)})")
-    return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the conventional arm's B), each "
+    return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
+            f"conventional arm's B), each "
             f"equal-compute arm against conventional training of the same seed: " + "; ".join(parts) + ".")
 
 
