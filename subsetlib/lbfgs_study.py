@@ -169,6 +169,7 @@ def track_costs(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) 
     result (loss within 10 % above it; accuracy at most 0.3 points below), and the ratio to what full-set L-BFGS
     itself paid to get there. Adam's runs are costed against the same target."""
     rows = []
+    converged_ = phase_convergence(runs, rules).set_index(["run_id", "phase"])["converged"]
     for seed, seed_runs in runs.groupby("seed"):
         full = seed_runs[seed_runs["protocol"] == "lbfgs-full"]
         if full.empty:
@@ -187,6 +188,7 @@ def track_costs(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) 
                 rows.append({"seed": seed, "metric": metric, "protocol": run["protocol"],
                              "fraction": run["subset_fraction"], "Q": run["subset_Q"], "epochs": run["epochs"],
                              "run_id": run["run_id"], "target": goal, "cost": costs[run["run_id"]],
+                             "reference_converged": bool(converged_.get((ref["run_id"], "lbfgs-full"), False)),
                              "conventional_cost": costs[ref["run_id"]],
                              "ratio": costs[run["run_id"]] / costs[ref["run_id"]],
                              # a subset arm's full-set phase: what "refuted" asks to be at least the reference's cost

@@ -140,6 +140,7 @@ def cost_to_target(runs: pd.DataFrame, curves: pd.DataFrame, mins: pd.DataFrame,
                 phases = json.loads(run["phases"])
                 rows.append({"metric": metric, "seed": seed, "fraction": run["subset_fraction"],
                              "Q": run["subset_Q"], "run_id": run["run_id"], "target": goal,
+                             "reference_converged": bool(ref.loc[seed, "converged"]),
                              "cost": costs[run["run_id"]], "conventional_cost": conv_cost,
                              "ratio": costs[run["run_id"]] / conv_cost,
                              "finetune_flops": phases["finetune"]["flops"]})
@@ -148,9 +149,12 @@ def cost_to_target(runs: pd.DataFrame, curves: pd.DataFrame, mins: pd.DataFrame,
 
 def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     """Per arm and metric: seeds that reached the target, the paired ratio (geometric mean, 95 % interval over the
-    seeds where both reached it) and the verdict on "a tenth or less"."""
+    seeds where both reached it) and the verdict on "a tenth or less". Targets sit at fixed gaps from a converged
+    reference, so only seeds whose reference converged (``reference_converged``, where given) are judged; with none,
+    the verdict is "not testable at this budget"."""
     rows = []
-    for (metric, fraction), arm in costs.groupby(["metric", "fraction"], sort=False):
+    for (metric, fraction), all_seeds in costs.groupby(["metric", "fraction"], sort=False):
+        arm = all_seeds[all_seeds["reference_converged"]] if "reference_converged" in all_seeds else all_seeds
         both = arm[np.isfinite(arm["ratio"])]
         logs = np.log(both["ratio"].to_numpy())
         n = len(logs)
@@ -162,7 +166,9 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
         # refuted needs a fine-tuning phase long enough to have matched conventional training on its own
         long_enough = bool((arm["finetune_flops"] >= arm["conventional_cost"]).all())
         reached_none = not np.isfinite(arm["cost"]).any()
-        if reached_none and len(arm) >= rules.min_seeds:  # no ratio at all: the budget decides which way
+        if arm.empty:
+            verdict = "not testable at this budget"  # no converged reference: no target a minimum stands behind
+        elif reached_none and len(arm) >= rules.min_seeds:  # no ratio at all: the budget decides which way
             verdict = "refuted" if long_enough else "not testable at this budget"
         elif n < rules.min_seeds:
             verdict = f"inconclusive at {n} seed{'s' if n != 1 else ''}"
@@ -174,7 +180,8 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
             verdict = "not testable at this budget"
         else:
             verdict = f"inconclusive at {n} seeds"
-        rows.append({"metric": metric, "fraction": fraction, "Q": arm["Q"].iloc[0], "seeds": arm["seed"].nunique(),
+        rows.append({"metric": metric, "fraction": fraction, "Q": all_seeds["Q"].iloc[0],
+                     "seeds": all_seeds["seed"].nunique(), "references_converged": arm["seed"].nunique(),
                      "reached": int(np.isfinite(arm["cost"]).sum()),
                      "conventional_reached": int(np.isfinite(arm["conventional_cost"]).sum()),
                      "ratio": math.exp(logs.mean()) if n else math.nan, "low": low, "high": high,

@@ -109,10 +109,13 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     table = tenth.copy()
     table["arm"] = table["fraction"].map(arm_text)
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
-    table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["seeds"], strict=True)]
+    table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
+    table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["references_converged"],
+                                                           strict=True)]
     table["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "–"
                          for lo, hi in zip(table["low"], table["high"], strict=True)]
-    columns = {"target": "target", "arm": "arm", "Q": "Q", "reached_text": "seeds that reached it",
+    columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
+               "reached_text": "of these, reached it",
                "ratio": "cost ÷ conventional (geometric mean)", "interval": "95 % interval", "verdict": "verdict"}
     return table, columns, {"Q": 2, "ratio": 2}
 

@@ -118,6 +118,8 @@ def test_a_tenth_is_refuted_only_with_a_long_enough_fine_tuning():
     assert verdict(costs(0.05, finetune_flops=0.5e12)) == "reproduced"
     assert verdict(costs(0.05, finetune_flops=0.5e12, n=2)) == "inconclusive at 2 seeds"
     # no seed reached the target within its budget: the budget decides, never "inconclusive at 0 seeds"
+    assert verdict(costs(0.05, finetune_flops=0.5e12).assign(reference_converged=False)) == (
+        "not testable at this budget")  # the target's reference was no minimum
     unreached = costs(0.8, finetune_flops=0.5e12).assign(cost=math.nan, ratio=math.nan)
     assert verdict(unreached) == "not testable at this budget"
     assert verdict(unreached.assign(finetune_flops=2e12)) == "refuted"
@@ -228,13 +230,16 @@ def test_the_interim_answer_without_pairs_says_none_is_stored():
     assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")
 
 
-def lbfgs_case(subset_cost: float, finetune_flops: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Three seeds of the second-order track: full-set L-BFGS reaches its own result at 10 TFLOPs; the subset arm
-    reaches it at ``subset_cost`` (per seed ±1 %); Adam never does."""
+def lbfgs_case(subset_cost: float, finetune_flops: float, reference_losses: tuple = (1.0, 0.1005, 0.1002, 0.1)
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three seeds of the second-order track: full-set L-BFGS reaches its own result at 10 TFLOPs (converged, unless
+    ``reference_losses`` still fall); the subset arm reaches it at ``subset_cost`` (per seed ±1 %); Adam never does."""
     runs, curves = [], []
+    reference = {"flops": 10e12, "K": 1000, "Q": 10.0, "lbfgs_stopped": "iterations", "lbfgs_iterations_done": 4,
+                 "lbfgs_losses": json.dumps(list(reference_losses))}
     for seed in range(3):
         for protocol, fraction, cost, phases in (
-                ("lbfgs-full", 1.0, 10.0, {"lbfgs-full": {"flops": 10e12}}),
+                ("lbfgs-full", 1.0, 10.0, {"lbfgs-full": reference}),
                 ("lbfgs-subset-full", 0.125, subset_cost * (1 + 0.01 * seed),
                  {"lbfgs": {"flops": 1e12}, "lbfgs-full": {"flops": finetune_flops}}),
                 ("conventional", 1.0, math.inf, {"full": {"flops": 5e12}})):
@@ -261,6 +266,9 @@ def test_the_second_order_track_judges_its_subset_arms_by_the_tenths_rule():
     assert verdicts(0.5, finetune_flops=1e12) == {"reproduced"}  # 0.05× on both metrics
     assert verdicts(3.0, finetune_flops=20e12) == {"refuted"}  # 0.3×, with a full-set phase longer than the reference
     assert verdicts(3.0, finetune_flops=1e12) == {"not testable at this budget"}
+    # a target from a reference that had not converged stands for no minimum: not testable, whatever the ratio
+    costs = lbfgs_study.track_costs(*lbfgs_case(0.5, 1e12, reference_losses=(1.0, 0.5, 0.3, 0.1)))
+    assert set(lbfgs_study.tenth(costs)["verdict"]) == {"not testable at this budget"}
 
 
 def test_the_progress_page_learns_which_designs_are_complete_without_training(tmp_path, synthetic):
