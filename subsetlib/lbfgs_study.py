@@ -150,6 +150,17 @@ def phase_convergence(runs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def progress_bullet(phases: pd.DataFrame, d: LbfgsDesign) -> str:
+    """While the track runs: one Markdown bullet on its full-set L-BFGS runs stored so far (converged or how much
+    their loss still fell over their second half)."""
+    full = phases[phases["protocol"] == "lbfgs-full"]
+    drops = (100 * (1 - full["loss_end"] / full["loss_half"])).round().astype(int)
+    fell = f"{drops.min()}" if drops.min() == drops.max() else f"{drops.min()}–{drops.max()}"
+    return (f"- Second-order track ({d.name}, {d.model}): full-set L-BFGS converged in {int(full['converged'].sum())} "
+            f"of {len(full)} seed{'s' if len(full) != 1 else ''} stored so far; over the second half of its "
+            f"{d.full_iterations} iterations the training loss still fell {fell} %.")
+
+
 def track_points(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Tidy points for the figure: per arm, seed and evaluation, cumulative training FLOPs, full-set training loss
     and test accuracy."""

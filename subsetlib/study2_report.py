@@ -285,12 +285,13 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
 
 def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
            complete: dict[str, dict] | None = None, track: tuple[str, str] | None = None,
-           pending: list[str] = ()) -> str:
+           pending: list[str] = (), track_progress: tuple[str, str] | None = None) -> str:
     """The front page's answer, from what is stored: first in words the answers that are in (``complete`` maps a
     design's name to its analysis, whose every run is stored; ``track`` is the second-order track's answer and its
     scale, once all its runs are), then what is not in yet (the titles in ``pending``) and why; then ``figure``
     (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and width on the
-    conventional ladders; then a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
+    conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then a "Scale:"
+    line. A design gets verdicts only when every one of its runs is stored."""
     complete = complete or {}
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
     converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
@@ -317,11 +318,12 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
                      f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
     if figure:
         parts.append(figure.replace("\n", " "))
-    bullets = progress_bullets(pairs, titles) if len(pairs) else []
+    bullets = (progress_bullets(pairs, titles) if len(pairs) else []) + ([track_progress[0]] if track_progress else [])
     if bullets:
         parts.append("\n".join(bullets))
     datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
-    scales = [DESIGNS[name].scale_text() for name in datasets if name in DESIGNS] + ([track[1]] if track else [])
+    scales = [DESIGNS[name].scale_text() for name in datasets if name in DESIGNS]
+    scales += [track[1]] if track else [track_progress[1]] if track_progress else []
     if scales:
         parts.append("Scale: " + "; ".join(scales) + ".")
     return "\n\n".join(parts)

@@ -350,3 +350,16 @@ def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
     by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves)))
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
+
+
+def test_the_answer_reports_the_second_order_tracks_runs_so_far():
+    from subsetlib import lbfgs_study
+
+    runs, _ = lbfgs_case(0.5, 1e12, reference_losses=(1.0, 0.13, 0.1, 0.0887))  # as seed 0 ran: 32 % lower
+    plan = lbfgs_study.lbfgs_design("mnist")
+    bullet = lbfgs_study.progress_bullet(lbfgs_study.phase_convergence(runs), plan)
+    assert bullet.endswith("converged in 0 of 3 seeds stored so far; over the second half of its 400 iterations "
+                           "the training loss still fell 32 %.")
+    conv_runs, pairs = progress_case()
+    answer = study2_report.answer(conv_runs, pairs, {"mnist": "MNIST"}, track_progress=(bullet, plan.scale_text()))
+    assert answer.split("\n\n")[-2].endswith(bullet) and answer.endswith(plan.scale_text() + ".")
