@@ -363,3 +363,26 @@ def test_the_answer_reports_the_second_order_tracks_runs_so_far():
     conv_runs, pairs = progress_case()
     answer = study2_report.answer(conv_runs, pairs, {"mnist": "MNIST"}, track_progress=(bullet, plan.scale_text()))
     assert answer.split("\n\n")[-2].endswith(bullet) and answer.endswith(plan.scale_text() + ".")
+
+
+def test_the_step_diagnostic_compares_at_equal_steps_not_at_the_runs_ends():
+    """The first study's headline divided a subset phase's end by the conventional run's end (3.9× to 31×); at the
+    same number of steps, the diagnostic reads the conventional curve there (interpolated in log loss)."""
+    runs = pd.DataFrame([{"run_id": "c", "protocol": "conventional", "model": D.model, "seed": 0, "epochs": D.epochs,
+                          "subset_fraction": 1.0, "subset_Q": 25.0},
+                         {"run_id": "s", "protocol": "subset", "model": D.model, "seed": 0, "epochs": math.nan,
+                          "subset_fraction": 0.25, "subset_Q": 6.0}])
+    curves = pd.DataFrame([{"run_id": "c", "phase": "full", "steps": st, "train_loss": loss}
+                           for st, loss in ((0, 2.3), (400, 0.4), (1200, 0.1), (1600, 0.08))] +
+                          [{"run_id": "s", "phase": "subset", "steps": 800, "train_loss": 0.22},
+                           {"run_id": "s", "phase": "finetune", "steps": 1600, "train_loss": 0.1}])
+    row = study2_analysis.equal_steps(runs, curves, D).iloc[0]
+    assert row["steps"] == 800 and row["conventional_loss"] == pytest.approx(0.2)  # halfway in log between 0.4, 0.1
+    assert row["ratio"] == pytest.approx(1.1)  # not 0.22 / 0.08 = 2.75 at the conventional run's end
+
+
+def test_every_fraction_is_its_own_arm_for_the_tenth():
+    """The first study pooled arms of different lengths into one; here a cheap arm cannot carry a dear one."""
+    table = pd.concat([costs(0.05, finetune_flops=0.5e12), costs(0.8, finetune_flops=2e12).assign(fraction=0.125)])
+    verdicts = study2_analysis.tenth_by_arm(table).set_index("fraction")["verdict"]
+    assert verdicts.to_dict() == {0.25: "reproduced", 0.125: "refuted"}
