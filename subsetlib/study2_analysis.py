@@ -155,7 +155,8 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     rows = []
     for (metric, fraction), all_seeds in costs.groupby(["metric", "fraction"], sort=False):
         arm = all_seeds[all_seeds["reference_converged"]] if "reference_converged" in all_seeds else all_seeds
-        both = arm[np.isfinite(arm["ratio"])]
+        shown = arm if len(arm) else all_seeds  # with no converged reference the ratios are shown, not judged
+        both = shown[np.isfinite(shown["ratio"])]
         logs = np.log(both["ratio"].to_numpy())
         n = len(logs)
         if n >= 2:
@@ -182,7 +183,7 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
             verdict = f"inconclusive at {n} seeds"
         rows.append({"metric": metric, "fraction": fraction, "Q": all_seeds["Q"].iloc[0],
                      "seeds": all_seeds["seed"].nunique(), "references_converged": arm["seed"].nunique(),
-                     "reached": int(np.isfinite(arm["cost"]).sum()),
+                     "reached": int(np.isfinite(shown["cost"]).sum()), "shown_seeds": shown["seed"].nunique(),
                      "conventional_reached": int(np.isfinite(arm["conventional_cost"]).sum()),
                      "ratio": math.exp(logs.mean()) if n else math.nan, "low": low, "high": high,
                      "long_enough": long_enough, "verdict": verdict})
@@ -199,6 +200,10 @@ def q_or_fraction(close: pd.DataFrame) -> pd.DataFrame:
     which of the two governs by the plan's factor-of-two rule. Converged seeds only."""
     ok = close[close["both_converged"]].assign(log_ratio=lambda t: np.log(t["loss_ratio"]),
                                                log_loss=lambda t: np.log(t["train_loss"]))
+    if ok.empty:
+        return pd.DataFrame([{"metric": label, "at_equal_q": math.nan, "at_equal_fraction": math.nan, "widths": 0,
+                              "verdict": "not testable at this budget (no converged pairs)"}
+                             for label in Q_OR_FRACTION_METRICS.values()])
     arms = ok.groupby(["model", "fraction"]).agg(Q=("Q", "first"), **{m: (m, "mean") for m in Q_OR_FRACTION_METRICS})
     models = list(arms.index.get_level_values("model").unique())
     rows = []

@@ -83,9 +83,12 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table["width"] = [width_text(m, p) for m, p in zip(table["model"], table["P"], strict=True)]
     table["arm"] = table["fraction"].map(arm_text)
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
-    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "seeds with both phases converged",
-               **PAIRED_COLUMNS}
-    return table, columns, {"Q": 2, "excess_nats": 4}
+    # an arm without converged pairs has no excess loss: say why, not "not reached"
+    table["excess_text"] = [f"{x:.4f}" if u else "no converged pairs"
+                            for x, u in zip(table["excess_nats"], table["usable"], strict=True)]
+    paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}
+    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "seeds with both phases converged", **paired}
+    return table, columns, {"Q": 2}
 
 
 def equal_compute_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
@@ -106,16 +109,15 @@ def target_text(metric: str, reference: str = "minimum", rules: Rules = RULES) -
 
 def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.DataFrame, dict, dict]:
     """"A tenth or less" per arm and metric, for ``tables.table``; targets at fixed gaps from ``reference``."""
-    table = tenth.copy()
+    table = tenth.sort_values(["metric", "fraction"], ascending=[True, False]).copy()
     table["arm"] = table["fraction"].map(arm_text)
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
-    table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["references_converged"],
-                                                           strict=True)]
+    table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["shown_seeds"], strict=True)]
     table["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "–"
                          for lo, hi in zip(table["low"], table["high"], strict=True)]
     columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
-               "reached_text": "of these, reached it",
+               "reached_text": "seeds that reached it",
                "ratio": "cost ÷ conventional (geometric mean)", "interval": "95 % interval", "verdict": "verdict"}
     return table, columns, {"Q": 2, "ratio": 2}
 

@@ -386,3 +386,8 @@ def test_every_fraction_is_its_own_arm_for_the_tenth():
     table = pd.concat([costs(0.05, finetune_flops=0.5e12), costs(0.8, finetune_flops=2e12).assign(fraction=0.125)])
     verdicts = study2_analysis.tenth_by_arm(table).set_index("fraction")["verdict"]
     assert verdicts.to_dict() == {0.25: "reproduced", 0.125: "refuted"}
+
+
+def test_q_or_fraction_without_converged_pairs_is_not_testable_at_this_budget():
+    table = study2_analysis.q_or_fraction(q_case("Q").assign(both_converged=False))
+    assert set(table["verdict"]) == {"not testable at this budget (no converged pairs)"}
