@@ -187,7 +187,8 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
                      "conventional_reached": int(np.isfinite(arm["conventional_cost"]).sum()),
                      "ratio": math.exp(logs.mean()) if n else math.nan, "low": low, "high": high,
                      "long_enough": long_enough, "verdict": verdict})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.sort_values(["metric", "fraction"], ascending=[True, False]).reset_index(drop=True) if rows else table
 
 
 Q_OR_FRACTION_METRICS = {"log_ratio": "log of the loss ratio", "log_loss": "log of the full-set training loss",

@@ -260,7 +260,7 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
             for _, r in qf.iterrows():
                 add("Q, not the fraction, decides how close a subset minimum is", "our inference", dataset,
                     r["metric"], r["verdict"], f"mismatch at equal Q {r['at_equal_q']:.3g} vs at equal fraction "
-                    f"{r['at_equal_fraction']:.3g} ({r['widths']} widths)")
+                    f"{r['at_equal_fraction']:.3g} ({r['widths']} widths)" if r["widths"] else "no converged pairs")
     return pd.DataFrame(rows)
 
 
@@ -285,6 +285,26 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
     return bullets
 
 
+def design_lead(a: dict) -> str:
+    """A design's answer in one bold sentence, counted from its verdicts: at equal compute, how many arms are equal
+    to conventional training on each metric; whether closeness at the minima could be judged."""
+    eq, rules = a["equal_by_arm"], a["design"].rules
+    n = len(eq)
+
+    def counted(col: str) -> str:
+        words = eq[col].tolist()
+        rest = [f"{sum(w == v for w in words)} {v}" for v in ("better", "worse") if v in words]
+        return f"{sum(w == 'equal' for w in words)} of {n}" + (f" ({', '.join(rest)})" if rest else "")
+
+    high = a["close_by_arm"][a["close_by_arm"]["Q"] >= rules.q_high]
+    judged = ("how close a subset's minimum lies cannot be judged at this budget" if (high["usable"] == 0).all()
+              else "how close a subset's minimum lies: see below")
+    open_ = any(w.startswith("inconclusive") for col in ("loss_verdict", "acc_verdict") for w in eq[col])
+    return (f"**{a['title']}, at equal compute: {counted('loss_verdict')} subset arms equal to conventional training "
+            f"in training loss and {counted('acc_verdict')} in test accuracy{', the others inconclusive' * open_}; "
+            f"{judged}.**")
+
+
 def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
            complete: dict[str, dict] | None = None, track: tuple[str, str] | None = None,
            pending: list[str] = (), track_progress: tuple[str, str] | None = None) -> str:
@@ -307,7 +327,7 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
                  "about.")
     parts = []
     for a in complete.values():
-        parts.append(f"{closeness_sentence(a['close_by_arm'], a['title'])} "
+        parts.append(f"{design_lead(a)} {closeness_sentence(a['close_by_arm'], a['title'])} "
                      f"{equal_compute_sentence(a['equal_by_arm'], a['title'], a['design'])}")
     if track:
         parts.append(f"**With a full-batch second-order optimizer** (our inference: where a subset can really save "

@@ -391,3 +391,13 @@ def test_every_fraction_is_its_own_arm_for_the_tenth():
 def test_q_or_fraction_without_converged_pairs_is_not_testable_at_this_budget():
     table = study2_analysis.q_or_fraction(q_case("Q").assign(both_converged=False))
     assert set(table["verdict"]) == {"not testable at this budget (no converged pairs)"}
+
+
+def test_a_designs_lead_counts_its_verdicts():
+    eq = pd.DataFrame({"loss_verdict": ["equal", "inconclusive at 5 seeds", "worse"],
+                       "acc_verdict": ["inconclusive at 5 seeds"] * 3})
+    close = pd.DataFrame({"Q": [21.0, 5.2, 0.65], "usable": [0, 0, 0]})
+    lead = study2_report.design_lead({"equal_by_arm": eq, "close_by_arm": close, "design": D, "title": "MNIST"})
+    assert lead == ("**MNIST, at equal compute: 1 of 3 (1 worse) subset arms equal to conventional training in "
+                    "training loss and 0 of 3 in test accuracy, the others inconclusive; how close a subset's minimum "
+                    "lies cannot be judged at this budget.**")
