@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from subsetlib.notebook import smoke
-from subsetlib.registry import DATASETS
+from subsetlib.registry import DATASETS, dataset_title  # noqa: F401 (pages call present.dataset_title)
 from subsetlib.sources import EXPERIMENT_PAGES, FRONT_PAGE, check_data, drawing_cell, source_html
 
 COLUMN_INCHES = 6.8  # 653 px: shown unscaled in the 660-px figure column of a 1280-px window
@@ -107,11 +107,6 @@ def fraction_text(fraction: float) -> str:
         return "full set"
     inverse = 1 / fraction
     return f"1/{round(inverse)}" if math.isclose(inverse, round(inverse), rel_tol=1e-6) else f"{fraction:.3g}"
-
-
-def dataset_title(name: str) -> str:
-    """The dataset's name as it is written in prose and titles (MNIST, not mnist); the registry's title."""
-    return DATASETS[name].title if name in DATASETS else name
 
 
 def dataset_key(name: str) -> tuple[int, str]:

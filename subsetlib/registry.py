@@ -162,3 +162,8 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
         if c.resolve() not in [u.resolve() for u in unique]:
             unique.append(c)
     return unique
+
+
+def dataset_title(name: str) -> str:
+    """The dataset's name as it is written in prose and titles (MNIST, not mnist); the registry's title."""
+    return DATASETS[name].title if name in DATASETS else name

@@ -11,6 +11,7 @@ No torch: the grid loader and the pages' parameter checks import it.
 from dataclasses import dataclass, field
 
 from subsetlib.errors import UserError
+from subsetlib.registry import dataset_title
 from subsetlib.verdicts import RULES, Rules
 
 
@@ -127,8 +128,6 @@ class Design:
     def scale_text(self, model: str | None = None) -> str:
         """The design's budget in words, for a "Scale:" line: widths and seeds (of one width, ``model``, if given),
         the first budgets and the ladder's cap."""
-        from subsetlib.present import dataset_title
-
         def seeds(n: int) -> str:
             return f"{n} seed{'s' if n != 1 else ''}"
 

@@ -110,38 +110,3 @@ def stored(name: str, results_dir: str, device: str = "auto") -> dict | None:
     except protocols.NotStored:
         return None
 
-
-def so_far(design_dirs: dict[str, str], track: str, track_dir: str, device: str = "auto") -> dict:
-    """What the progress page shows while the grids run, training nothing: every stored run of the designs (each
-    design's results folder in ``design_dirs``), the ladders so far, the analyses of the designs whose every run is
-    stored (``complete``), the titles of the others (``pending``), and the second-order track's analysis once every
-    run of it is stored (``track``, else None; meanwhile ``track_progress``: a bullet on its runs so far and its
-    scale)."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from subsetlib import ladders, lbfgs_study, results
-    from subsetlib.present import dataset_title
-
-    folders = sorted({folder for folder in design_dirs.values() if Path(folder, "runs").is_dir()})
-    runs = results.load(folders) if folders else pd.DataFrame(columns=["dataset"])
-    curves = results.load(folders, "curves") if folders else pd.DataFrame()
-    titles = {design(name).dataset: dataset_title(design(name).dataset) for name in design_dirs}
-    complete = {}
-    for name, folder in design_dirs.items():
-        if design(name).dataset in set(runs["dataset"]) and (analysis := stored(name, folder, device)) is not None:
-            complete[name] = analysis
-    track_stored = Path(track_dir, "runs").is_dir()
-    track_analysis = lbfgs_study.stored(track, track_dir, device) if track_stored else None
-    track_progress = None
-    if track_stored and track_analysis is None:  # some of its runs are in: what they say so far, and its scale
-        plan = lbfgs_study.lbfgs_design(track)
-        phases = lbfgs_study.phase_convergence(results.load(track_dir), plan.rules)
-        if (phases["protocol"] == "lbfgs-full").any():
-            track_progress = (lbfgs_study.progress_bullet(phases, plan), plan.scale_text())
-    return {"runs": runs, "pairs": ladders.progress(runs, curves) if len(runs) else pd.DataFrame(),
-            "titles": titles, "complete": complete,
-            "pending": [titles[design(name).dataset] for name in design_dirs if name not in complete],
-            "track": track_analysis, "track_progress": track_progress}
-
