@@ -100,13 +100,11 @@ def page(name: str, device: str, results_dir: str) -> dict:
 def stored(name: str, results_dir: str, device: str = "auto") -> dict | None:
     """The analysis of the design called ``name`` if every run it asks for is stored, else None. Trains nothing:
     the progress page asks this while the grid still runs."""
-    from subsetlib import data, protocols
-    from subsetlib.present import dataset_title
+    from subsetlib import protocols
 
-    d = design(name)
     try:
         with protocols.stored_runs_only():
-            return {**load(data.load(d.dataset, device=device), d, results_dir), "title": dataset_title(d.dataset)}
+            return page(name, device, results_dir)
     except protocols.NotStored:
         return None
 
