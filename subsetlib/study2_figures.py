@@ -4,6 +4,7 @@ the mini-batch arms of a design (``equal_compute``) and the second-order track (
 those of the data drawn.
 """
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -19,7 +20,7 @@ def equal_compute(a: dict) -> tuple[Figure, str, pd.DataFrame]:
         fraction = curve["fraction"].iloc[0]
         colour = present.arm_color("conventional" if fraction >= 1 else "subset", fraction)
         style = "--" if fraction >= 1 and not arm.endswith(f"({plan.epochs} epochs)") else "-"
-        stats = curve.groupby("flops")[["train_loss", "test_acc"]].agg(["mean", "min", "max"])
+        stats = over_seeds(curve)
         x = stats.index / 1e12
         for ax, col, k in ((ax_loss, "train_loss", 1), (ax_acc, "test_acc", 100)):
             ax.plot(x, k * stats[(col, "mean")], color=colour, ls=style, lw=1.3, label=arm)
@@ -38,6 +39,19 @@ def equal_compute(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     return fig, caption, points
 
 
+def over_seeds(curve: pd.DataFrame, columns: tuple[str, ...] = ("train_loss", "test_acc")) -> pd.DataFrame:
+    """Mean, min and max over the seeds at equal FLOPs: each seed's curve interpolated linearly onto every FLOPs value
+    at which some seed was evaluated, within the range that every seed covers. Mini-batch seeds share their FLOPs
+    values; L-BFGS seeds do not (their line searches differ), and a plain group-by would zigzag between them."""
+    per_seed = [c.groupby("flops")[list(columns)].mean() for _, c in curve.groupby("seed")]
+    low, high = max(s.index.min() for s in per_seed), min(s.index.max() for s in per_seed)
+    grid = np.unique(np.concatenate([s.index.to_numpy() for s in per_seed]))
+    grid = grid[(grid >= low) & (grid <= high)]
+    stacked = pd.concat([pd.DataFrame({c: np.interp(grid, s.index, s[c]) for c in columns}, index=grid)
+                         for s in per_seed])
+    return stacked.groupby(level=0).agg(["mean", "min", "max"]).rename_axis("flops")
+
+
 def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     """The second-order track at equal FLOPs (every line-search evaluation counted): full-set L-BFGS, L-BFGS on a
     subset then on the full set, and Adam's runs, mean over the seeds."""
@@ -48,7 +62,7 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
         colour = (present.arm_color("subset", fraction) if protocol == "lbfgs-subset-full" else
                   present.LBFGS if protocol == "lbfgs-full" else present.CONVENTIONAL)
         style = ":" if protocol == "conventional" else "-"
-        mean = curve.groupby("flops")[["train_loss", "test_acc"]].mean()
+        mean = over_seeds(curve).xs("mean", axis=1, level=1)
         ax_loss.plot(mean.index / 1e12, mean["train_loss"], color=colour, ls=style, lw=1.3, label=arm)
         ax_acc.plot(mean.index / 1e12, 100 * mean["test_acc"], color=colour, ls=style, lw=1.3)
     ax_loss.set(xlabel="training compute (TFLOPs)", ylabel="full-set training loss")
@@ -58,6 +72,7 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
     d = a["design"]
     caption = (f"{d.name}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
-               f"FLOPs, mean over the seeds of {present.runs_text(points)}. Purple: L-BFGS on the full set; colours: "
-               f"L-BFGS on a subset first (by fraction); black dotted: Adam's runs. Scale: {d.scale_text()}.")
+               f"FLOPs, mean over the seeds of {present.runs_text(points)} (each seed's curve interpolated to equal "
+               f"FLOPs, drawn as far as every seed reached). Purple: L-BFGS on the full set; colours: L-BFGS on a "
+               f"subset first (by fraction); black dotted: Adam's runs. Scale: {d.scale_text()}.")
     return fig, caption, points

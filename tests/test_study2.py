@@ -401,3 +401,17 @@ def test_a_designs_lead_counts_its_verdicts():
     assert lead == ("**MNIST, at equal compute: 1 of 3 (1 worse) subset arms equal to conventional training in "
                     "training loss and 0 of 3 in test accuracy, the others inconclusive; how close a subset's minimum "
                     "lies cannot be judged at this budget.**")
+
+
+def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
+    from subsetlib.study2_figures import over_seeds
+
+    # two seeds evaluated at different FLOPs (as L-BFGS's line searches make them): loss 1 - 0.1 x and 1.1 - 0.1 x
+    curve = pd.DataFrame([{"seed": 0, "flops": x, "train_loss": 1 - 0.1 * x, "test_acc": 0.5} for x in (0, 2, 4)]
+                         + [{"seed": 1, "flops": x, "train_loss": 1.1 - 0.1 * x, "test_acc": 0.7}
+                            for x in (0, 1, 3, 5)])
+    stats = over_seeds(curve)
+    assert list(stats.index) == [0, 1, 2, 3, 4]  # as far as both seeds reach
+    assert np.allclose(stats[("train_loss", "mean")], [1.05 - 0.1 * x for x in range(5)])
+    assert np.allclose(stats[("train_loss", "max")] - stats[("train_loss", "min")], 0.1)
+    assert np.allclose(stats[("test_acc", "mean")], 0.6)
