@@ -92,11 +92,12 @@ def figure(ncols: int = 1, height: float = 3.2, **subplots_kw) -> tuple[Figure, 
     return plt.subplots(1, ncols, figsize=(COLUMN_INCHES, height), **subplots_kw)
 
 
-def log_axis(ax: Axes, which: str = "x") -> None:
-    """Log scale with plain tick labels (0.5, 1, 2, 5) instead of 1.1×10⁰-style labels on small ranges."""
+def log_axis(ax: Axes, which: str = "x", subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
+    """Log scale with plain tick labels (0.5, 1, 2, 5) instead of 1.1×10⁰-style labels on small ranges; ``subs=(1,)``
+    labels only the powers of ten, for axes that span several."""
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -334,9 +335,13 @@ def _label_key(label: str) -> tuple[int, float]:
     return (1, -1 / int(found.group(1))) if found else (2, 0.0)
 
 
-def legend(ax: Axes, **legend_kw) -> None:
+def legend(ax: Axes, below: bool = False, **legend_kw) -> None:
     """``ax.legend`` with its entries in the book's order (conventional, then subsets from the largest), whatever
-    order the lines were drawn in."""
+    order the lines were drawn in; ``below``: under the panels, in two columns, for keys too long to sit on a panel."""
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: (_label_key(labels[i]), i))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], **legend_kw)
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    if below:
+        ax.figure.legend(handles, labels, **{"loc": "outside lower center", "ncol": 2, **legend_kw})
+    else:
+        ax.legend(handles, labels, **legend_kw)

@@ -56,23 +56,32 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     """The second-order track at equal FLOPs (every line-search evaluation counted): full-set L-BFGS, L-BFGS on a
     subset then on the full set, and Adam's runs, mean over the seeds."""
     pts = a["points"]
-    fig, (ax_loss, ax_acc) = present.figure(ncols=2)
+    fig, (ax_loss, ax_acc) = present.figure(ncols=2, height=4.2)
+    adam_labelled = False
     for arm, curve in pts.groupby("arm", sort=False):
         protocol, fraction = curve["protocol"].iloc[0], curve["fraction"].iloc[0]
-        colour = (present.arm_color("subset", fraction) if protocol == "lbfgs-subset-full" else
-                  present.LBFGS if protocol == "lbfgs-full" else present.CONVENTIONAL)
-        style = ":" if protocol == "conventional" else "-"
+        # full-set training is black (L-BFGS solid, Adam dotted), as the conventional arm is on every page
+        colour = present.arm_color("subset", fraction) if protocol == "lbfgs-subset-full" else present.CONVENTIONAL
+        label = arm
+        if protocol == "conventional":  # one legend entry for the ladder's runs
+            label, adam_labelled = (None if adam_labelled else "Adam, each run of its ladder"), True
         mean = over_seeds(curve).xs("mean", axis=1, level=1)
-        ax_loss.plot(mean.index / 1e12, mean["train_loss"], color=colour, ls=style, lw=1.3, label=arm)
-        ax_acc.plot(mean.index / 1e12, 100 * mean["test_acc"], color=colour, ls=style, lw=1.3)
+        style = ":" if protocol == "conventional" else "-"
+        ax_loss.plot(mean.index / 1e12, mean["train_loss"], color=colour, ls=style, lw=1.3)
+        ax_acc.plot(mean.index / 1e12, 100 * mean["test_acc"], color=colour, ls=style, lw=1.3, label=label)
     ax_loss.set(xlabel="training compute (TFLOPs)", ylabel="full-set training loss")
+    finals = 100 * pts.sort_values("flops").groupby("run_id")["test_acc"].last()
+    ax_acc.set(xlabel="training compute (TFLOPs)", ylabel="test accuracy (%)",
+               ylim=(finals.min() - 3, finals.max() + 0.5))
+    for ax in (ax_loss, ax_acc):  # Adam's runs cost a small fraction of L-BFGS's: both on one log axis
+        present.log_axis(ax, "x", subs=(1.0,))
     present.log_axis(ax_loss, "y")
-    ax_acc.set(xlabel="training compute (TFLOPs)", ylabel="test accuracy (%)")
-    present.legend(ax_loss)
+    present.legend(ax_acc, below=True)
     points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
     d = a["design"]
     caption = (f"{d.name}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
                f"FLOPs, mean over the seeds of {present.runs_text(points)} (each seed's curve interpolated to equal "
-               f"FLOPs, drawn as far as every seed reached). Purple: L-BFGS on the full set; colours: L-BFGS on a "
-               f"subset first (by fraction); black dotted: Adam's runs. Scale: {d.scale_text()}.")
+               f"FLOPs, drawn as far as every seed reached). Black solid: L-BFGS on the full set; colours: L-BFGS on a "
+               f"subset first (by fraction); black dotted: Adam's runs (every run of its ladder). "
+               f"Scale: {d.scale_text()}.")
     return fig, caption, points
