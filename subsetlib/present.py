@@ -213,6 +213,9 @@ def _narrow(fig: Figure) -> None:
             ax.set_subplotspec(grid[i])
             ax.tick_params(labelleft=True, labelbottom=True)
         height *= len(panels)  # each panel keeps its height: a long axis label still fits beside it
+    for key in list(fig.legends):  # a key under the panels (``legend(below=True)``): one column fits the phone
+        key.remove()
+        fig.legend(key.legend_handles, [text.get_text() for text in key.get_texts()], loc="outside lower center")
     fig.set_size_inches(NARROW_INCHES, height)
 
 

@@ -141,6 +141,18 @@ def test_figure_has_a_narrow_rendering_with_legible_text():
     assert width == pytest.approx(present.NARROW_INCHES * 72) and height > width  # the two panels stacked
 
 
+
+def test_a_key_under_the_panels_fits_the_phone_width():
+    fig, axes = present.figure(2)
+    for i in range(6):
+        axes[1].plot([1, 2], [i, i + 1], label=f"L-BFGS, subset 1/{2 ** (i + 1)} then full set")
+    present.legend(axes[1], below=True)
+    present._narrow(fig)
+    fig.canvas.draw()
+    (key,), box = fig.legends, fig.bbox
+    extent = key.get_window_extent()
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0  # the whole key is on the figure
+
 def test_a_line_outside_the_axes_limits_is_a_defect(monkeypatch):
     fig, ax = present.figure()
     ax.plot([0, 1], [75.0, 75.5], label="conventional")
