@@ -283,9 +283,12 @@ def answer(a: dict) -> str:
     reach it (paired ratio, interval, verdict on "a tenth or less") and Adam's."""
     d, phases, summary = a["design"], a["phases"], a["summary"]
     full = phases[phases["protocol"] == "lbfgs-full"]
-    parts = [f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
-             f"{int(full['converged'].sum())} of {len(full)} seeds.",
-             closeness_sentence(a["close_by_arm"], f"{d.name} with L-BFGS")]
+    lead = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
+            f"{int(full['converged'].sum())} of {len(full)} seeds. "
+            f"{closeness_sentence(a['close_by_arm'], f'{d.name} with L-BFGS')} "
+            f"FLOPs to reach full-set L-BFGS's result, as a multiple of what full-set L-BFGS paid, with the verdict "
+            f"on *a tenth or less*:")
+    bullets = []
     for metric, target in (("train_loss", "its training loss (within 10 %)"),
                            ("test_acc", "its test accuracy (within 0.3 points)")):
         arms = a["tenth"][a["tenth"]["metric"] == metric]
@@ -293,9 +296,8 @@ def answer(a: dict) -> str:
         texts = [f"{arm_text(r['fraction'])} first (Q = {r['Q']:.2g}): {_ratio_text(r)}, {r['verdict']}"
                  for _, r in arms.sort_values("fraction", ascending=False).iterrows()]
         texts += [f"Adam: {_ratio_text(r)}" for _, r in adam.iterrows()]
-        parts.append(f"FLOPs to reach {target}, as a multiple of what full-set L-BFGS paid: " + "; ".join(texts)
-                     + ".")
-    return " ".join(parts)
+        bullets.append(f"- to {target}: " + "; ".join(texts) + ".")
+    return lead + "\n\n" + "\n".join(bullets)
 
 
 def _ratio_text(row: pd.Series) -> str:
