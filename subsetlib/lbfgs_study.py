@@ -301,10 +301,10 @@ def answer(a: dict) -> str:
 
 
 def _ratio_text(row: pd.Series) -> str:
-    """'0.45× [0.40, 0.51] (3 of 3 seeds)', or 'not reached (0 of 3 seeds)'."""
+    """'0.453× [0.401, 0.512] (3 of 3 seeds)', or 'not reached (0 of 3 seeds)'."""
     reached = f"{row['reached']} of {row['seeds']} seeds"
     if not math.isfinite(row["ratio"]):
         return f"not reached ({reached})"
     low, high = row.get("low", math.nan), row.get("high", math.nan)
-    interval = f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) else ""
-    return f"{row['ratio']:.2f}×{interval} ({reached})"
+    interval = f" [{low:.3g}, {high:.3g}]" if math.isfinite(low) else ""  # as the mini-batch ratios are printed
+    return f"{row['ratio']:.3g}×{interval} ({reached})"
