@@ -150,6 +150,19 @@ def phase_convergence(runs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def phase_table(phases: pd.DataFrame) -> pd.DataFrame:
+    """``phase_convergence``'s rows for a reader: full-set L-BFGS first, then the subset arms from the largest, each
+    seed's subset phase before its full-set phase, named in words."""
+    first = phases["protocol"] == "lbfgs-full"
+    table = phases.assign(arm=[("L-BFGS, full set" if f else f"{arm_text(x)} first") for f, x in
+                               zip(first, phases["fraction"], strict=True)],
+                          on=[("subset" if p == "lbfgs" else "full set") for p in phases["phase"]],
+                          verdict=phases["converged"].map({True: "converged", False: "not converged"}),
+                          order=~first, minus_fraction=-phases["fraction"], later=phases["phase"] == "lbfgs-full")
+    return table.sort_values(["order", "minus_fraction", "seed", "later"]).drop(
+        columns=["order", "minus_fraction", "later"])
+
+
 def progress_bullet(phases: pd.DataFrame, d: LbfgsDesign) -> str:
     """While the track runs: one Markdown bullet on its full-set L-BFGS runs stored so far (converged or how much
     their loss still fell over their second half)."""

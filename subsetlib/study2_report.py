@@ -114,7 +114,7 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
     table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["shown_seeds"], strict=True)]
-    table["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "–"
+    table["interval"] = [f"[{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else "–"
                          for lo, hi in zip(table["low"], table["high"], strict=True)]
     columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
                "reached_text": "seeds that reached it",
