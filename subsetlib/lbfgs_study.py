@@ -157,10 +157,20 @@ def phase_table(phases: pd.DataFrame) -> pd.DataFrame:
     table = phases.assign(arm=[("L-BFGS, full set" if f else f"{arm_text(x)} first") for f, x in
                                zip(first, phases["fraction"], strict=True)],
                           on=[("subset" if p == "lbfgs" else "full set") for p in phases["phase"]],
+                          why=phases["stopped"].map(_stop_text),
                           verdict=phases["converged"].map({True: "converged", False: "not converged"}),
                           order=~first, minus_fraction=-phases["fraction"], later=phases["phase"] == "lbfgs-full")
     return table.sort_values(["order", "minus_fraction", "seed", "later"]).drop(
         columns=["order", "minus_fraction", "later"])
+
+
+def _stop_text(stopped: str) -> str:
+    """Why an L-BFGS phase stopped, in a few words (``lbfgs.minimize`` says it with the gradient's size)."""
+    for start, words in (("converged", "gradient below tolerance"), ("stalled", "stall: no decrease found"),
+                         ("iterations", "iteration budget")):
+        if stopped.startswith(start):
+            return words
+    return stopped
 
 
 def progress_bullet(phases: pd.DataFrame, d: LbfgsDesign) -> str:

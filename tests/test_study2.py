@@ -420,12 +420,15 @@ def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ()
 def test_the_tracks_phase_table_lists_full_set_lbfgs_first_then_each_arms_phases_in_order():
     from subsetlib import lbfgs_study
 
-    rows = [{"protocol": "lbfgs-subset-full", "seed": s, "fraction": f, "phase": p, "converged": p == "lbfgs"}
+    rows = [{"protocol": "lbfgs-subset-full", "seed": s, "fraction": f, "phase": p, "converged": p == "lbfgs",
+             "stopped": "converged (largest gradient component 8.3e-08 ≤ 1e-07)" if p == "lbfgs" else "iterations"}
             for f in (1 / 32, 1 / 8) for s in (1, 0) for p in ("lbfgs-full", "lbfgs")]
-    rows += [{"protocol": "lbfgs-full", "seed": s, "fraction": 1.0, "phase": "lbfgs-full", "converged": False}
-             for s in (1, 0)]
+    rows += [{"protocol": "lbfgs-full", "seed": s, "fraction": 1.0, "phase": "lbfgs-full", "converged": False,
+              "stopped": "stalled (no decrease found; largest gradient component 2.4e-07)"} for s in (1, 0)]
     table = lbfgs_study.phase_table(pd.DataFrame(rows))
     assert list(zip(table["arm"], table["seed"], table["on"], strict=True))[:5] == [
         ("L-BFGS, full set", 0, "full set"), ("L-BFGS, full set", 1, "full set"),
         ("subset 1/8 first", 0, "subset"), ("subset 1/8 first", 0, "full set"), ("subset 1/8 first", 1, "subset")]
     assert table["verdict"].iloc[2] == "converged" and table["verdict"].iloc[3] == "not converged"
+    assert list(table["why"].iloc[:4]) == ["stall: no decrease found"] * 2 + ["gradient below tolerance",
+                                                                              "iteration budget"]
