@@ -740,3 +740,14 @@ def test_the_calculator_offers_every_model_a_page_trains():
                                       for m in ("cifar-cpu", "cnn-simple-narrow")]
     offered = set(_parameter_defaults(ROOT / "notebooks" / "q_planner.ipynb")["model_names"])
     assert used <= offered, f"the calculator lacks {sorted(used - offered)}: add them to q_planner's model_names"
+
+
+def test_no_source_notebook_shows_its_code_to_the_reader():
+    """A page shows what the library computed, not the call: every code cell of a source notebook is the
+    ``parameters`` cell or hides its input (``remove-input``, ``remove-cell``)."""
+    shown = [f"{path.name}: {''.join(cell['source'])[:60]!r}"
+             for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+             for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+             if cell["cell_type"] == "code"
+             and not {"parameters", "remove-input", "remove-cell"} & set(cell.get("metadata", {}).get("tags", []))]
+    assert not shown, "\n".join(shown)
