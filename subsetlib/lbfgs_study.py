@@ -153,15 +153,13 @@ def phase_convergence(runs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
 def phase_table(phases: pd.DataFrame) -> pd.DataFrame:
     """``phase_convergence``'s rows for a reader: full-set L-BFGS first, then the subset arms from the largest, each
     seed's subset phase before its full-set phase, named in words."""
-    first = phases["protocol"] == "lbfgs-full"
-    table = phases.assign(arm=[("L-BFGS, full set" if f else f"{arm_text(x)} first") for f, x in
-                               zip(first, phases["fraction"], strict=True)],
-                          on=[("subset" if p == "lbfgs" else "full set") for p in phases["phase"]],
-                          why=phases["stopped"].map(_stop_text),
-                          verdict=phases["converged"].map({True: "converged", False: "not converged"}),
-                          order=~first, minus_fraction=-phases["fraction"], later=phases["phase"] == "lbfgs-full")
-    return table.sort_values(["order", "minus_fraction", "seed", "later"]).drop(
-        columns=["order", "minus_fraction", "later"])
+    # the names sort as a reader reads: "lbfgs-full" before "lbfgs-subset-full", phase "lbfgs" before "lbfgs-full"
+    table = phases.sort_values(["protocol", "fraction", "seed", "phase"], ascending=[True, False, True, True])
+    return table.assign(arm=[("L-BFGS, full set" if p == "lbfgs-full" else f"{arm_text(x)} first") for p, x in
+                             zip(table["protocol"], table["fraction"], strict=True)],
+                        on=[("subset" if p == "lbfgs" else "full set") for p in table["phase"]],
+                        why=table["stopped"].map(_stop_text),
+                        verdict=table["converged"].map({True: "converged", False: "not converged"}))
 
 
 def _stop_text(stopped: str) -> str:

@@ -108,8 +108,9 @@ def target_text(metric: str, reference: str = "minimum", rules: Rules = RULES) -
 
 
 def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.DataFrame, dict, dict]:
-    """"A tenth or less" per arm and metric, for ``tables.table``; targets at fixed gaps from ``reference``."""
-    table = tenth.sort_values(["metric", "fraction"], ascending=[True, False]).copy()
+    """"A tenth or less" per arm and metric (``tenth_by_arm``'s rows, in its order), for ``tables.table``; targets
+    at fixed gaps from ``reference``."""
+    table = tenth.copy()
     table["arm"] = table["fraction"].map(arm_text)
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
@@ -265,23 +266,31 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
 
 
 WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}
-
-
 """One colour per width on every v2 page."""
 
 
+def _span(values: pd.Series, unit: str) -> str:
+    low, high = round(values.min()), round(values.max())
+    return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
+
+
 def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
-    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width."""
-    conv = pairs[pairs["fraction"] >= 1]
+    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width:
+    the seeds that passed the rule, and how far the others' loss still fell at their last doubling stored."""
+    conv = pairs[(pairs["fraction"] >= 1) & pairs["planned"]]
     bullets = []
     for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
-        last = arm[arm["planned"]].sort_values("budget").groupby("seed").tail(1)
-        low, high = round(100 * last["drop"].min()), round(100 * last["drop"].max())
-        bullets.append(f"- {titles.get(dataset, dataset)}, {model}: "
-                       f"{int(arm.groupby('seed')['converged'].any().sum())} of {arm['seed'].nunique()} seeds "
-                       f"converged so far; at each seed's last doubling stored (up to {int(last['budget'].max())} → "
-                       f"{2 * int(last['budget'].max())} epochs) the training loss still fell "
-                       f"{low if low == high else f'{low}–{high}'} %.")
+        last = arm.sort_values("budget").groupby("seed").tail(1)
+        done, open_ = last[last["converged"]], last[~last["converged"]]
+        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {len(last)} seeds converged so far"
+        if len(done):
+            text += (f" (at {_span(done['budget'], '')} → {_span(2 * done['budget'], ' epochs')}, where the loss fell "
+                     f"{_span(100 * done['drop'], ' %')})")
+        if len(open_):
+            text += (f"; at {'each other' if len(done) else 'each'} seed's last doubling stored (up to "
+                     f"{int(open_['budget'].max())} → {2 * int(open_['budget'].max())} epochs) the training loss "
+                     f"still fell {_span(100 * open_['drop'], ' %')}")
+        bullets.append(text + ".")
     return bullets
 
 

@@ -223,6 +223,19 @@ def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     assert "B = 8 epochs" in scale and "at most to 64 epochs" in scale and "5 seeds" in scale
 
 
+def test_the_progress_bullet_names_converged_seeds_apart_from_those_still_falling():
+    def pair(seed, budget, drop, converged):
+        return {"dataset": "mnist", "model": "w3", "fraction": 1.0, "seed": seed, "budget": budget, "drop": drop,
+                "converged": converged, "planned": True}
+
+    pairs = pd.DataFrame([pair(0, 8, 0.12, False), pair(0, 16, 0.04, True),
+                          pair(1, 8, 0.30, False), pair(1, 16, 0.20, False), pair(1, 32, 0.41, False)])
+    [bullet] = study2_report.progress_bullets(pairs, {"mnist": "MNIST"})
+    assert bullet == ("- MNIST, w3: 1 of 2 seeds converged so far (at 16 → 32 epochs, where the loss fell 4 %); "
+                      "at each other seed's last doubling stored (up to 32 → 64 epochs) the training loss still "
+                      "fell 41 %.")
+
+
 def test_the_interim_answer_without_pairs_says_none_is_stored():
     runs, _ = progress_case()
     answer = study2_report.answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
