@@ -23,7 +23,7 @@ import pandas as pd
 
 from subsetlib.studies import Design
 from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
-from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, tenth_claim
+from subsetlib.study2_report import TrackAnswer, arm_text, closeness_claims, closeness_sentence, tenth_claim
 from subsetlib.verdicts import RULES, Rules, converged
 
 
@@ -300,15 +300,25 @@ def claims(a: dict) -> pd.DataFrame:
 
 
 def answer(a: dict) -> str:
-    """The track's answer in words: whether full-set L-BFGS converged, then per metric each subset arm's cost to
-    reach it (paired ratio, interval, verdict on "a tenth or less") and Adam's."""
+    """The track's answer in words (its page): how close its subset minima lie, then what a subset saves."""
+    close, saving = _answers(a)
+    return f"{close} {saving}"
+
+
+def front_answer(a: dict) -> TrackAnswer:
+    """The track's answer for the front page, split by question, with its scale."""
+    return TrackAnswer(*_answers(a), a["design"].scale_text())
+
+
+def _answers(a: dict) -> tuple[str, str]:
+    """Question 1 on the track (whether full-set L-BFGS converged; how close the subset minima lie) and question 3
+    (per metric, each subset arm's cost to reach full-set L-BFGS's result: paired ratio, interval, verdict on "a
+    tenth or less"; and Adam's)."""
     d, phases, summary = a["design"], a["phases"], a["summary"]
     full = phases[phases["protocol"] == "lbfgs-full"]
-    lead = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
-            f"{int(full['converged'].sum())} of {len(full)} seeds. "
-            f"{closeness_sentence(a['close_by_arm'], f'{d.name} with L-BFGS')} "
-            f"FLOPs to reach full-set L-BFGS's result, as a multiple of what full-set L-BFGS paid, with the verdict "
-            f"on *a tenth or less*:")
+    close = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
+             f"{int(full['converged'].sum())} of {len(full)} seeds. "
+             f"{closeness_sentence(a['close_by_arm'], f'{d.name} with L-BFGS')}")
     bullets = []
     for metric, target in (("train_loss", "its training loss (within 10 %)"),
                            ("test_acc", "its test accuracy (within 0.3 points)")):
@@ -318,7 +328,9 @@ def answer(a: dict) -> str:
                  for _, r in arms.sort_values("fraction", ascending=False).iterrows()]
         texts += [f"Adam: {_ratio_text(r)}" for _, r in adam.iterrows()]
         bullets.append(f"- to {target}: " + "; ".join(texts) + ".")
-    return lead + "\n\n" + "\n".join(bullets)
+    saving = (f"On {d.name}, FLOPs to reach full-set L-BFGS's result, as a multiple of what full-set L-BFGS paid, "
+              f"with the verdict on *a tenth or less*:\n\n" + "\n".join(bullets))
+    return close, saving
 
 
 def _ratio_text(row: pd.Series) -> str:

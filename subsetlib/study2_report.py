@@ -3,6 +3,7 @@ The claims table, the front page's interim answer, and one sentence per question
 """
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -150,16 +151,23 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
             f"{100 * usable['acc_gap'].min():+.2f} to {100 * usable['acc_gap'].max():+.2f} points).")
 
 
+def _equal_compute_arm(arm: pd.Series) -> str:
+    return (f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
+            f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} ({arm['acc'].text(100, ' pt', 2)})")
+
+
 def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
     """The answer to question 2 on one dataset, in words."""
-    parts = []
-    for _, arm in by_arm.iterrows():
-        parts.append(f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
-                     f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} "
-                     f"({arm['acc'].text(100, ' pt', 2)})")
     return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
-            f"conventional arm's B), each "
-            f"equal-compute arm against conventional training of the same seed: " + "; ".join(parts) + ".")
+            f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
+            + "; ".join(_equal_compute_arm(arm) for _, arm in by_arm.iterrows()) + ".")
+
+
+def q_or_fraction_sentence(qf: pd.DataFrame) -> str:
+    """Question 1 across widths in words: per metric, whether Q or the fraction decides (``q_or_fraction``)."""
+    widths = int(qf["widths"].max()) if len(qf) else 0
+    return (f"Q or the fraction, across {widths} widths: "
+            + "; ".join(f"{r['metric']}: {r['verdict']}" for _, r in qf.iterrows()) + ".")
 
 
 def width_advice(close: pd.DataFrame) -> str:
@@ -294,10 +302,10 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
     return bullets
 
 
-def design_lead(a: dict) -> str:
-    """A design's answer in one bold sentence, counted from its verdicts: at equal compute, how many arms are equal
-    to conventional training on each metric; whether closeness at the minima could be judged."""
-    eq, rules = a["equal_by_arm"], a["design"].rules
+def equal_compute_bullet(a: dict) -> str:
+    """Question 2 on one design, as a Markdown bullet counted from its verdicts (how many equal-compute arms are
+    equal to conventional training on each metric), with a nested bullet per arm."""
+    eq, d = a["equal_by_arm"], a["design"]
     n = len(eq)
 
     def counted(col: str) -> str:
@@ -305,24 +313,39 @@ def design_lead(a: dict) -> str:
         rest = [f"{sum(w == v for w in words)} {v}" for v in ("better", "worse") if v in words]
         return f"{sum(w == 'equal' for w in words)} of {n}" + (f" ({', '.join(rest)})" if rest else "")
 
-    high = a["close_by_arm"][a["close_by_arm"]["Q"] >= rules.q_high]
-    judged = ("how close a subset's minimum lies cannot be judged at this budget" if (high["usable"] == 0).all()
-              else "how close a subset's minimum lies: see below")
     open_ = any(w.startswith("inconclusive") for col in ("loss_verdict", "acc_verdict") for w in eq[col])
-    return (f"**{a['title']}, at equal compute: {counted('loss_verdict')} subset arms equal to conventional training "
-            f"in training loss and {counted('acc_verdict')} in test accuracy{', the others inconclusive' * open_}; "
-            f"{judged}.**")
+    head = (f"- {a['title']}, at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
+            f"conventional arm's B), paired by seed: {counted('loss_verdict')} subset arms equal to conventional "
+            f"training in training loss and {counted('acc_verdict')} in test accuracy"
+            f"{', the others inconclusive' * open_}:")
+    return "\n".join([head] + [f"  - {_equal_compute_arm(arm)}" for _, arm in eq.iterrows()])
+
+
+@dataclass(frozen=True)
+class TrackAnswer:
+    """The second-order track's answer for the front page (``lbfgs_study.front_answer``): how close its subset
+    minima lie (question 1), what a subset saves (question 3), and its scale."""
+
+    close: str
+    saving: str
+    scale: str
+
+
+QUESTIONS = ("How close is a subset's minimum to the full-set minimum, against Q and width?",
+             "At equal compute, is a subset arm ahead of conventional training?",
+             "With a full-batch second-order optimizer, how much compute does a subset save to reach its quality?")
+"""The front page's three questions (the plan's), each answered from the verdicts of what is stored."""
 
 
 def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
-           complete: dict[str, dict] | None = None, track: tuple[str, str] | None = None,
+           complete: dict[str, dict] | None = None, track: TrackAnswer | None = None,
            pending: list[str] = (), track_progress: tuple[str, str] | None = None) -> str:
-    """The front page's answer, from what is stored: first in words the answers that are in (``complete`` maps a
-    design's name to its analysis, whose every run is stored; ``track`` is the second-order track's answer and its
-    scale, once all its runs are), then what is not in yet (the titles in ``pending``) and why; then ``figure``
-    (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and width on the
-    conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then a "Scale:"
-    line. A design gets verdicts only when every one of its runs is stored."""
+    """The front page's answer, from what is stored: the answers that are in, one paragraph per question with a
+    bullet per design (``complete`` maps a design's name to its analysis, whose every run is stored; ``track`` is
+    the second-order track's answer, once all its runs are), then what is not in yet (the titles in ``pending``) and
+    why; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and
+    width on the conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then
+    a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
     complete = complete or {}
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
     converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
@@ -334,13 +357,14 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
             f"{RULES.converge_abs:g} nats)")
     withdrawn = ("The first study's verdicts are withdrawn: its phases had not reached the minima its claims are "
                  "about.")
-    parts = []
-    for a in complete.values():
-        parts.append(f"{design_lead(a)} {closeness_sentence(a['close_by_arm'], a['title'])} "
-                     f"{equal_compute_sentence(a['equal_by_arm'], a['title'], a['design'])}")
-    if track:
-        parts.append(f"**With a full-batch second-order optimizer** (our inference: where a subset can really save "
-                     f"compute). {track[0]}")
+    close = [f"- {closeness_sentence(a['close_by_arm'], a['title'])}"
+             + (f" {q_or_fraction_sentence(a['q_or_fraction'])}" if a["design"].widths else "")
+             for a in complete.values()]
+    close += [f"- {track.close}"] if track else []
+    equal = [equal_compute_bullet(a) for a in complete.values()]
+    saving = [f"(Our inference: where a subset can really save compute.) {track.saving}"] if track else []
+    parts = [f"**{question}**\n\n" + "\n".join(lines)
+             for question, lines in zip(QUESTIONS, (close, equal, saving), strict=True) if lines]
     if not parts:
         parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
     elif pending:
@@ -354,7 +378,7 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
         parts.append("\n".join(bullets))
     datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
     scales = [DESIGNS[name].scale_text() for name in datasets if name in DESIGNS]
-    scales += [track[1]] if track else [track_progress[1]] if track_progress else []
+    scales += [track.scale] if track else [track_progress[1]] if track_progress else []
     if scales:
         parts.append("Scale: " + "; ".join(scales) + ".")
     return "\n\n".join(parts)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import ladders, studies, study2, study2_analysis, study2_report
+from subsetlib import ladders, studies, study2, study2_analysis, study2_report, verdicts
 
 D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
@@ -140,9 +140,9 @@ def q_case(by: str) -> pd.DataFrame:
 
 
 def test_q_or_fraction_is_judged_per_metric():
-    verdicts = study2_analysis.q_or_fraction(q_case("Q")).set_index("metric")["verdict"]
-    assert verdicts["log of the loss ratio"] == "Q governs"
-    assert verdicts["test-accuracy gap"] == "the fraction governs"
+    by_metric = study2_analysis.q_or_fraction(q_case("Q")).set_index("metric")["verdict"]
+    assert by_metric["log of the loss ratio"] == "Q governs"
+    assert by_metric["test-accuracy gap"] == "the fraction governs"
     flipped = study2_analysis.q_or_fraction(q_case("fraction")).set_index("metric")["verdict"]
     assert flipped["log of the loss ratio"] == "the fraction governs"
     assert flipped["test-accuracy gap"] == "Q governs"
@@ -300,15 +300,16 @@ def test_the_progress_page_learns_which_designs_are_complete_without_training(tm
     assert analysis is not None and set(analysis["runs"]["seed"]) == {0, 1}
 
 
-def test_the_answer_opens_with_what_is_in_and_names_what_is_not():
+def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
     runs, pairs = progress_case()
-    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, track=("L-BFGS: 0.45× its FLOPs.", "track scale"),
-                                  pending=["MNIST", "Fashion-MNIST"])
-    first, second, bullets, scale = answer.split("\n\n")
-    assert first.startswith("**With a full-batch second-order optimizer**") and first.endswith("0.45× its FLOPs.")
-    assert second.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in second
+    track = study2_report.TrackAnswer("On the track, no arm is close.", "L-BFGS: 0.45× its FLOPs.", "track scale")
+    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, track=track, pending=["MNIST", "Fashion-MNIST"])
+    q1, close, q3, saving, pending, bullets, scale = answer.split("\n\n")
+    assert (q1, close) == (f"**{study2_report.QUESTIONS[0]}**", "- On the track, no arm is close.")
+    assert q3 == f"**{study2_report.QUESTIONS[2]}**" and saving.endswith("0.45× its FLOPs.")
+    assert study2_report.QUESTIONS[1] not in answer  # no design is complete: question 2 has no answer yet
+    assert pending.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in pending
     assert scale.endswith("; track scale.")
-
 
 
 def by_arm(*arms: tuple[float, str, int]) -> pd.DataFrame:
@@ -406,14 +407,18 @@ def test_q_or_fraction_without_converged_pairs_is_not_testable_at_this_budget():
     assert set(table["verdict"]) == {"not testable at this budget (no converged pairs)"}
 
 
-def test_a_designs_lead_counts_its_verdicts():
-    eq = pd.DataFrame({"loss_verdict": ["equal", "inconclusive at 5 seeds", "worse"],
+def test_the_equal_compute_bullet_counts_its_verdicts_then_lists_each_arm():
+    eq = pd.DataFrame({"fraction": [1 / 8, 1 / 32, 1 / 256], "Q": [21.0, 5.2, 0.65],
+                       "loss": [verdicts.paired([0.0, 0.01, -0.01], 0.1, higher_is_better=False)] * 3,
+                       "acc": [verdicts.paired([0.001, 0.0, -0.001], 0.003, higher_is_better=True)] * 3,
+                       "loss_verdict": ["equal", "inconclusive at 5 seeds", "worse"],
                        "acc_verdict": ["inconclusive at 5 seeds"] * 3})
-    close = pd.DataFrame({"Q": [21.0, 5.2, 0.65], "usable": [0, 0, 0]})
-    lead = study2_report.design_lead({"equal_by_arm": eq, "close_by_arm": close, "design": D, "title": "MNIST"})
-    assert lead == ("**MNIST, at equal compute: 1 of 3 (1 worse) subset arms equal to conventional training in "
-                    "training loss and 0 of 3 in test accuracy, the others inconclusive; how close a subset's minimum "
-                    "lies cannot be judged at this budget.**")
+    head, *arms = study2_report.equal_compute_bullet({"equal_by_arm": eq, "design": D, "title": "MNIST"}).split("\n")
+    assert head == ("- MNIST, at 4 epoch-equivalents of training (the conventional arm's B), paired by seed: 1 of 3 "
+                    "(1 worse) subset arms equal to conventional training in training loss and 0 of 3 in test "
+                    "accuracy, the others inconclusive:")
+    assert [arm.split(":")[0] for arm in arms] == ["  - subset 1/8 (Q = 21)", "  - subset 1/32 (Q = 5.2)",
+                                                   "  - subset 1/256 (Q = 0.65)"]
 
 
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
