@@ -300,9 +300,9 @@ def claims(a: dict) -> pd.DataFrame:
 
 
 def answer(a: dict) -> str:
-    """The track's answer in words (its page): how close its subset minima lie, then what a subset saves."""
+    """The track's answer in words (its page): what a subset saves, then how close its subset minima lie."""
     close, saving = _answers(a)
-    return f"{close} {saving}"
+    return f"{saving}\n\n{close}"
 
 
 def front_answer(a: dict) -> TrackAnswer:
@@ -316,9 +316,7 @@ def _answers(a: dict) -> tuple[str, str]:
     tenth or less"; and Adam's)."""
     d, phases, summary = a["design"], a["phases"], a["summary"]
     full = phases[phases["protocol"] == "lbfgs-full"]
-    close = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
-             f"{int(full['converged'].sum())} of {len(full)} seeds. "
-             f"{closeness_sentence(a['close_by_arm'], f'{d.name} with L-BFGS')}")
+    close = closeness_sentence(a["close_by_arm"], f"{d.name} with L-BFGS ({d.model})")
     bullets = []
     for metric, target in (("train_loss", "its training loss (within 10 %)"),
                            ("test_acc", "its test accuracy (within 0.3 points)")):
@@ -328,8 +326,9 @@ def _answers(a: dict) -> tuple[str, str]:
                  for _, r in arms.sort_values("fraction", ascending=False).iterrows()]
         texts += [f"Adam: {_ratio_text(r)}" for _, r in adam.iterrows()]
         bullets.append(f"- to {target}: " + "; ".join(texts) + ".")
-    saving = (f"On {d.name}, FLOPs to reach full-set L-BFGS's result, as a multiple of what full-set L-BFGS paid, "
-              f"with the verdict on *a tenth or less*:\n\n" + "\n".join(bullets))
+    saving = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
+              f"{int(full['converged'].sum())} of {len(full)} seeds. FLOPs to reach its result, as a multiple of "
+              f"what full-set L-BFGS paid, with the verdict on *a tenth or less*:\n\n" + "\n".join(bullets))
     return close, saving
 
 

@@ -163,10 +163,12 @@ def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
             + "; ".join(_equal_compute_arm(arm) for _, arm in by_arm.iterrows()) + ".")
 
 
-def q_or_fraction_sentence(qf: pd.DataFrame) -> str:
+def q_or_fraction_sentence(qf: pd.DataFrame, widths_run: int) -> str:
     """Question 1 across widths in words: per metric, whether Q or the fraction decides (``q_or_fraction``)."""
-    widths = int(qf["widths"].max()) if len(qf) else 0
-    return (f"Q or the fraction, across {widths} widths: "
+    said = qf["verdict"].unique()
+    if len(said) == 1:
+        return f"Q or the fraction ({widths_run} widths run): {said[0]} on every metric."
+    return (f"Q or the fraction ({widths_run} widths run): "
             + "; ".join(f"{r['metric']}: {r['verdict']}" for _, r in qf.iterrows()) + ".")
 
 
@@ -358,7 +360,8 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
     withdrawn = ("The first study's verdicts are withdrawn: its phases had not reached the minima its claims are "
                  "about.")
     close = [f"- {closeness_sentence(a['close_by_arm'], a['title'])}"
-             + (f" {q_or_fraction_sentence(a['q_or_fraction'])}" if a["design"].widths else "")
+             + (f" {q_or_fraction_sentence(a['q_or_fraction'], len(a['design'].arms()))}" if a["design"].widths
+                else "")
              for a in complete.values()]
     close += [f"- {track.close}"] if track else []
     equal = [equal_compute_bullet(a) for a in complete.values()]

@@ -148,6 +148,14 @@ def test_q_or_fraction_is_judged_per_metric():
     assert flipped["test-accuracy gap"] == "Q governs"
 
 
+def test_the_q_or_fraction_sentence_says_a_shared_verdict_once_and_different_ones_per_metric():
+    same = study2_analysis.q_or_fraction(q_case("Q").assign(both_converged=False))
+    assert study2_report.q_or_fraction_sentence(same, 3) == (
+        "Q or the fraction (3 widths run): not testable at this budget (no converged pairs) on every metric.")
+    mixed = study2_report.q_or_fraction_sentence(study2_analysis.q_or_fraction(q_case("Q")), 2)
+    assert "log of the loss ratio: Q governs" in mixed and "test-accuracy gap: the fraction governs" in mixed
+
+
 def test_subset_phases_get_epochs_or_steps_whichever_is_more():
     assert study2.subset_epochs(D, 30000) == 4  # 4 epochs of 235 steps > 500 steps
     assert study2.subset_epochs(D, 1875) == math.ceil(500 / 15)  # 15 steps an epoch: 34 epochs ≥ 500 steps
