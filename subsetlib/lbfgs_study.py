@@ -325,7 +325,7 @@ def _answers(a: dict) -> tuple[str, str]:
         texts = [f"{arm_text(r['fraction'])} first (Q = {r['Q']:.2g}): {_ratio_text(r)}, {r['verdict']}"
                  for _, r in arms.sort_values("fraction", ascending=False).iterrows()]
         texts += [f"Adam: {_ratio_text(r)}" for _, r in adam.iterrows()]
-        bullets.append(f"- to {target}: " + "; ".join(texts) + ".")
+        bullets.append(f"- to {target}:\n" + "\n".join(f"  - {text}" for text in texts))
     saving = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
               f"{int(full['converged'].sum())} of {len(full)} seeds. FLOPs to reach its result, as a multiple of "
               f"what full-set L-BFGS paid, with the verdict on *a tenth or less*:\n\n" + "\n".join(bullets))
