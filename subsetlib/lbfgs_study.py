@@ -23,7 +23,8 @@ import pandas as pd
 
 from subsetlib.studies import Design
 from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
-from subsetlib.study2_report import TrackAnswer, arm_text, closeness_claims, closeness_sentence, tenth_claim
+from subsetlib.study2_answer import TrackAnswer
+from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, tenth_claim
 from subsetlib.verdicts import RULES, Rules, converged
 
 

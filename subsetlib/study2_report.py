@@ -1,14 +1,13 @@
 """Study v2 in words, tables and colours for its pages: the library words the verdicts, the notebooks show them.
-The claims table, the front page's interim answer, and one sentence per question and dataset.
+The claims table, and one sentence per question and dataset (the front page's answer: ``study2_answer``).
 """
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
 from subsetlib import verdicts
-from subsetlib.studies import DESIGNS, Design
+from subsetlib.studies import Design
 from subsetlib.verdicts import RULES, Rules
 
 
@@ -151,7 +150,8 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
             f"{100 * usable['acc_gap'].min():+.2f} to {100 * usable['acc_gap'].max():+.2f} points).")
 
 
-def _equal_compute_arm(arm: pd.Series) -> str:
+def equal_compute_arm_text(arm: pd.Series) -> str:
+    """One equal-compute arm's verdicts with their intervals, in words."""
     return (f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
             f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} ({arm['acc'].text(100, ' pt', 2)})")
 
@@ -160,7 +160,7 @@ def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
     """The answer to question 2 on one dataset, in words."""
     return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
             f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
-            + "; ".join(_equal_compute_arm(arm) for _, arm in by_arm.iterrows()) + ".")
+            + "; ".join(equal_compute_arm_text(arm) for _, arm in by_arm.iterrows()) + ".")
 
 
 def q_or_fraction_sentence(qf: pd.DataFrame, widths_run: int) -> str:
@@ -277,111 +277,3 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
 
 WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}
 """One colour per width on every v2 page."""
-
-
-def _span(values: pd.Series, unit: str) -> str:
-    low, high = round(values.min()), round(values.max())
-    return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
-
-
-def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
-    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width:
-    the seeds that passed the rule, and how far the others' loss still fell at their last doubling stored."""
-    conv = pairs[(pairs["fraction"] >= 1) & pairs["planned"]]
-    bullets = []
-    for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
-        last = arm.sort_values("budget").groupby("seed").tail(1)
-        done, open_ = last[last["converged"]], last[~last["converged"]]
-        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {len(last)} seeds converged so far"
-        if len(done):
-            text += (f" (at {_span(done['budget'], '')} → {_span(2 * done['budget'], ' epochs')}, where the loss fell "
-                     f"{_span(100 * done['drop'], ' %')})")
-        if len(open_):
-            text += (f"; at {'each other' if len(done) else 'each'} seed's last doubling stored (up to "
-                     f"{int(open_['budget'].max())} → {2 * int(open_['budget'].max())} epochs) the training loss "
-                     f"still fell {_span(100 * open_['drop'], ' %')}")
-        bullets.append(text + ".")
-    return bullets
-
-
-def equal_compute_bullet(a: dict) -> str:
-    """Question 2 on one design, as a Markdown bullet counted from its verdicts (how many equal-compute arms are
-    equal to conventional training on each metric), with a nested bullet per arm."""
-    eq, d = a["equal_by_arm"], a["design"]
-    n = len(eq)
-
-    def counted(col: str) -> str:
-        words = eq[col].tolist()
-        rest = [f"{sum(w == v for w in words)} {v}" for v in ("better", "worse") if v in words]
-        return f"{sum(w == 'equal' for w in words)} of {n}" + (f" ({', '.join(rest)})" if rest else "")
-
-    open_ = any(w.startswith("inconclusive") for col in ("loss_verdict", "acc_verdict") for w in eq[col])
-    head = (f"- {a['title']}, at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
-            f"conventional arm's B), paired by seed: {counted('loss_verdict')} subset arms equal to conventional "
-            f"training in training loss and {counted('acc_verdict')} in test accuracy"
-            f"{', the others inconclusive' * open_}:")
-    return "\n".join([head] + [f"  - {_equal_compute_arm(arm)}" for _, arm in eq.iterrows()])
-
-
-@dataclass(frozen=True)
-class TrackAnswer:
-    """The second-order track's answer for the front page (``lbfgs_study.front_answer``): how close its subset
-    minima lie (question 1), what a subset saves (question 3), and its scale."""
-
-    close: str
-    saving: str
-    scale: str
-
-
-QUESTIONS = ("How close is a subset's minimum to the full-set minimum, against Q and width?",
-             "At equal compute, is a subset arm ahead of conventional training?",
-             "With a full-batch second-order optimizer, how much compute does a subset save to reach its quality?")
-"""The front page's three questions (the plan's), each answered from the verdicts of what is stored."""
-
-
-def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figure: str | None = None,
-           complete: dict[str, dict] | None = None, track: TrackAnswer | None = None,
-           pending: list[str] = (), track_progress: tuple[str, str] | None = None) -> str:
-    """The front page's answer, from what is stored: the answers that are in, one paragraph per question with a
-    bullet per design (``complete`` maps a design's name to its analysis, whose every run is stored; ``track`` is
-    the second-order track's answer, once all its runs are), then what is not in yet (the titles in ``pending``) and
-    why; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and
-    width on the conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then
-    a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
-    complete = complete or {}
-    conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
-    converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
-    stands = ("no budget-doubling pair is stored yet" if pairs.empty else
-              f"{len(runs)} of its runs are stored, and {converged_seeds} conventional run"
-              f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
-    rule = (f"Study v2 judges the paper's claims only where training has reached a minimum by a rule fixed before the "
-            f"runs (doubling the budget lowers the loss by less than {100 * RULES.converge_rel:g} % or by less than "
-            f"{RULES.converge_abs:g} nats)")
-    withdrawn = ("The first study's verdicts are withdrawn: its phases had not reached the minima its claims are "
-                 "about.")
-    close = [f"- {closeness_sentence(a['close_by_arm'], a['title'])}"
-             + (f" {q_or_fraction_sentence(a['q_or_fraction'], len(a['design'].arms()))}" if a["design"].widths
-                else "")
-             for a in complete.values()]
-    close += [f"- {track.close}"] if track else []
-    equal = [equal_compute_bullet(a) for a in complete.values()]
-    saving = [f"(Our inference: where a subset can really save compute.) {track.saving}"] if track else []
-    parts = [f"**{question}**\n\n" + "\n".join(lines)
-             for question, lines in zip(QUESTIONS, (close, equal, saving), strict=True) if lines]
-    if not parts:
-        parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
-    elif pending:
-        parts.append(f"**Not in yet: {', '.join(pending)}.** {rule}; of the runs stored so far ({len(runs)}), "
-                     f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''} "
-                     f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
-    if figure:
-        parts.append(figure.replace("\n", " "))
-    bullets = (progress_bullets(pairs, titles) if len(pairs) else []) + ([track_progress[0]] if track_progress else [])
-    if bullets:
-        parts.append("\n".join(bullets))
-    datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)
-    scales = [DESIGNS[name].scale_text() for name in datasets if name in DESIGNS]
-    scales += [track.scale] if track else [track_progress[1]] if track_progress else []
-    if scales:
-        parts.append("Scale: " + "; ".join(scales) + ".")
-    return "\n\n".join(parts)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import ladders, studies, study2, study2_analysis, study2_report, verdicts
+from subsetlib import ladders, studies, study2, study2_analysis, study2_answer, study2_report, verdicts
 
 D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
@@ -221,7 +221,7 @@ def test_the_ladder_points_carry_both_runs_of_each_conventional_pair():
 
 def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     runs, pairs = progress_case()
-    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
+    answer = study2_answer.answer(runs, pairs, {"mnist": "MNIST"}, figure='<figure>\n<img src="x"></figure>')
     first, figure, bullets, scale = answer.split("\n\n")
     assert first.startswith("**At real minima, the answer is not in yet.**") and "3 of its runs" in first
     assert "1 conventional run has passed" in first
@@ -238,7 +238,7 @@ def test_the_progress_bullet_names_converged_seeds_apart_from_those_still_fallin
 
     pairs = pd.DataFrame([pair(0, 8, 0.12, False), pair(0, 16, 0.04, True),
                           pair(1, 8, 0.30, False), pair(1, 16, 0.20, False), pair(1, 32, 0.41, False)])
-    [bullet] = study2_report.progress_bullets(pairs, {"mnist": "MNIST"})
+    [bullet] = study2_answer.progress_bullets(pairs, {"mnist": "MNIST"})
     assert bullet == ("- MNIST, w3: 1 of 2 seeds converged so far (at 16 → 32 epochs, where the loss fell 4 %); "
                       "at each other seed's last doubling stored (up to 32 → 64 epochs) the training loss still "
                       "fell 41 %.")
@@ -246,7 +246,7 @@ def test_the_progress_bullet_names_converged_seeds_apart_from_those_still_fallin
 
 def test_the_interim_answer_without_pairs_says_none_is_stored():
     runs, _ = progress_case()
-    answer = study2_report.answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
+    answer = study2_answer.answer(runs.iloc[:1], pd.DataFrame(), {"mnist": "MNIST"})
     assert "no budget-doubling pair is stored yet" in answer.split("\n\n")[0]
     assert answer.split("\n\n")[-1].startswith("Scale: MNIST: cnn-simple-narrow, cnn-simple-w3, 5 seeds")
 
@@ -310,12 +310,12 @@ def test_the_progress_page_learns_which_designs_are_complete_without_training(tm
 
 def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
     runs, pairs = progress_case()
-    track = study2_report.TrackAnswer("On the track, no arm is close.", "L-BFGS: 0.45× its FLOPs.", "track scale")
-    answer = study2_report.answer(runs, pairs, {"mnist": "MNIST"}, track=track, pending=["MNIST", "Fashion-MNIST"])
+    track = study2_answer.TrackAnswer("On the track, no arm is close.", "L-BFGS: 0.45× its FLOPs.", "track scale")
+    answer = study2_answer.answer(runs, pairs, {"mnist": "MNIST"}, track=track, pending=["MNIST", "Fashion-MNIST"])
     q1, close, q3, saving, pending, bullets, scale = answer.split("\n\n")
-    assert (q1, close) == (f"**{study2_report.QUESTIONS[0]}**", "- On the track, no arm is close.")
-    assert q3 == f"**{study2_report.QUESTIONS[2]}**" and saving.endswith("0.45× its FLOPs.")
-    assert study2_report.QUESTIONS[1] not in answer  # no design is complete: question 2 has no answer yet
+    assert (q1, close) == (f"**{study2_answer.QUESTIONS[0]}**", "- On the track, no arm is close.")
+    assert q3 == f"**{study2_answer.QUESTIONS[2]}**" and saving.endswith("0.45× its FLOPs.")
+    assert study2_answer.QUESTIONS[1] not in answer  # no design is complete: question 2 has no answer yet
     assert pending.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in pending
     assert scale.endswith("; track scale.")
 
@@ -383,7 +383,7 @@ def test_the_answer_reports_the_second_order_tracks_runs_so_far():
     assert bullet.endswith("converged in 0 of 3 seeds stored so far; over the second half of its 400 iterations "
                            "the training loss still fell 32 %.")
     conv_runs, pairs = progress_case()
-    answer = study2_report.answer(conv_runs, pairs, {"mnist": "MNIST"}, track_progress=(bullet, plan.scale_text()))
+    answer = study2_answer.answer(conv_runs, pairs, {"mnist": "MNIST"}, track_progress=(bullet, plan.scale_text()))
     assert answer.split("\n\n")[-2].endswith(bullet) and answer.endswith(plan.scale_text() + ".")
 
 
@@ -421,7 +421,7 @@ def test_the_equal_compute_bullet_counts_its_verdicts_then_lists_each_arm():
                        "acc": [verdicts.paired([0.001, 0.0, -0.001], 0.003, higher_is_better=True)] * 3,
                        "loss_verdict": ["equal", "inconclusive at 5 seeds", "worse"],
                        "acc_verdict": ["inconclusive at 5 seeds"] * 3})
-    head, *arms = study2_report.equal_compute_bullet({"equal_by_arm": eq, "design": D, "title": "MNIST"}).split("\n")
+    head, *arms = study2_answer.equal_compute_bullet({"equal_by_arm": eq, "design": D, "title": "MNIST"}).split("\n")
     assert head == ("- MNIST, at 4 epoch-equivalents of training (the conventional arm's B), paired by seed: 1 of 3 "
                     "(1 worse) subset arms equal to conventional training in training loss and 0 of 3 in test "
                     "accuracy, the others inconclusive:")
