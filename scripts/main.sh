@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job: set up, run the experiment profiles (default: study v2), build the book, say where it is.
 #   bash scripts/main.sh                   # study v2: grids/study-v2.yaml, -cifar, -lbfgs (resumable; hours on
-#                                          # two CPU cores). The first study: PROFILES="study-cifar study" (whose
-#                                          # claims page reads the CIFAR runs); their headers give the measured times
+#                                          # two CPU cores), then its progress page and front page answer, and the
+#                                          # provenance page, from what is stored. The first study: PROFILES="study-cifar
+#                                          # study" (whose claims page reads the CIFAR runs); headers give the times
 #   PROFILES=study-v2-gpu bash scripts/main.sh   # study v2 at GPU budgets (needs a GPU); several: PROFILES="speed beyond"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-for profile in ${PROFILES:-study-v2 study-v2-cifar study-v2-lbfgs}; do
+for profile in ${PROFILES:-study-v2 study-v2-cifar study-v2-lbfgs study-v2-progress provenance}; do
   .venv/bin/python -m subsetlib batch "grids/${profile}.yaml"
 done
 .venv/bin/jupyter-book build -W -n --keep-going . >/dev/null

@@ -1,7 +1,8 @@
 """Run a grid of notebooks (``grids.load_grid``) with papermill on a Dask cluster, resumably.
 
 Each cell's state lives in ``<results>/cells/<key>.json`` (key = hash of notebook and parameters), written
-atomically after its notebook has been renamed into place: a rerun skips finished cells, and a runner killed at any
+atomically after its notebook has been renamed into place: a rerun skips finished cells (except a stage's with
+``refresh: true``, a page that only reads what is stored), and a runner killed at any
 point leaves cells that are either finished or not started. Failed cells are recorded with their error and skipped
 on rerun unless ``retry_failed``. The notebooks themselves skip runs already in the results store, so a cell that
 was interrupted resumes at its first missing run.
@@ -221,9 +222,9 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             raise UserError(f"{what} {folder} cannot be created ({existing} is not a writable folder): {fix}")
     status = {c.key: cell_status(grid, c) for c in grid.cells}  # each state file read once
     rerun = {None, "failed"} if retry_failed else {None}
-    todo = [c for c in grid.cells if status[c.key] in rerun]
-    report = GridReport([], skipped_done=sum(s == "done" for s in status.values()),
-                        skipped_failed=sum(s == "failed" for s in status.values()) * (not retry_failed))
+    todo = [c for c in grid.cells if status[c.key] in rerun or (c.refresh and status[c.key] == "done")]
+    kept = [status[c.key] for c in grid.cells if c not in todo]
+    report = GridReport([], skipped_done=kept.count("done"), skipped_failed=kept.count("failed"))
     bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell",
                disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress or not todo)
     say = bar.write if not bar.disable else (lambda text: None)

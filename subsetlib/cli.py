@@ -170,6 +170,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         grid = load_grid(args.grid)
         for cell in grid.cells:
             mark = {"done": "done", "failed": "failed"}.get(cell_status(grid, cell), "to do")
+            mark += ", renders again" * (cell.refresh and mark == "done")
             print(f"wave {cell.wave + 1}: [{mark}] {cell.output}  {json.dumps(cell.parameters)}")
         return 0
     report = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers,
@@ -297,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "scheduler before giving up; with --scheduler only.")
     batch.add_argument("--workers", type=_positive_int, help="Local workers (default: one per GPU, else one per "
                        "core)")
-    batch.add_argument("--dry-run", action="store_true", help="List the cells, each marked done, failed or to do, "
-                       "and exit.")
+    batch.add_argument("--dry-run", action="store_true", help="List the cells, each marked done (and whether it "
+                       "renders again), failed or to do, and exit.")
     batch.set_defaults(func=cmd_batch)
 
     bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")

@@ -15,6 +15,7 @@ A grid file (YAML) names stages, each a notebook with fixed parameters and lists
       - notebook: notebooks/claims.ipynb
         output: 09-claims.ipynb
         wait: true
+        refresh: true                     # a page that only reads what is stored: rendered again on every call
 
 Every value is checked where it enters, with the rules the notebook itself applies (``notebook.check_parameter``):
 the grid's seeds and scale once, a stage's fixed parameters once, each value of its grid once.
@@ -35,7 +36,7 @@ from subsetlib.registry import DATASETS
 from subsetlib.repo import REPO_ROOT
 
 GRID_KEYS = {"profile", "scale", "seeds", "stages", "results", "output_dir", "description"}
-STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait"}
+STAGE_KEYS = {"notebook", "output", "title", "parameters", "grid", "wait", "refresh"}
 EXAMPLE = "grids/study.yaml"  # the grid a message points to as an example
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a profile names one folder, never a path
 
@@ -48,6 +49,7 @@ class Cell:
     parameters: dict = field(hash=False)
     key: str = ""
     title: str | None = None  # replaces the notebook's first heading, so each page has its own
+    refresh: bool = False  # runs on every call, done or not: it only reads what is stored, which may have changed
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,9 @@ def _read_stage(stage: object, where: str, base: Path) -> tuple[Path, dict, dict
     bad = sorted(set(stage) - STAGE_KEYS)
     if bad:
         raise UserError(f"unknown key(s) {', '.join(bad)} in {where}: valid keys are {', '.join(sorted(STAGE_KEYS))}")
-    if not isinstance(stage.get("wait", False), bool):
-        raise UserError(f"'wait' in {where} must be true or false (got {stage['wait']!r})")
+    for flag in ("wait", "refresh"):
+        if not isinstance(stage.get(flag, False), bool):
+            raise UserError(f"'{flag}' in {where} must be true or false (got {stage[flag]!r})")
     for key in ("parameters", "grid"):
         if not isinstance(stage.get(key) or {}, dict):
             raise UserError(f"'{key}' in {where} must be a mapping of parameter names to values")
@@ -216,7 +219,7 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
             output, title = _output_and_title(stage, where, notebook, grid, params, n, output_dir)
             key_text = json.dumps({"notebook": stage["notebook"], "parameters": params}, sort_keys=True)
             key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-            cells.append(Cell(wave, str(notebook), str(output), params, key, title))
+            cells.append(Cell(wave, str(notebook), str(output), params, key, title, bool(stage.get("refresh"))))
     outputs = [c.output for c in cells]
     if len(set(outputs)) != len(outputs):
         raise UserError(f"two cells of {path} would write the same notebook: make each stage's 'output' name use "

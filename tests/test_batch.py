@@ -128,12 +128,12 @@ def test_provenance_survives_save_and_load(arms, mini, tmp_path):
 GRID_VALUES = {"seed": [0, 1], "lr": [0.001, 0.002]}
 
 
-def write_grid(tmp_path: Path, grid: dict | None = None) -> Path:
+def write_grid(tmp_path: Path, grid: dict | None = None, **stage_keys) -> Path:
     notebook = write_notebook(tmp_path / "notebooks" / "one_run.ipynb", SAVE_ONE_RUN)
     spec = {"profile": "toy", "scale": "toy: tests", "results": str(tmp_path / "results"),
             "output_dir": str(tmp_path / "book"),
             "stages": [{"notebook": str(notebook), "output": "cell-{seed}-{lr}.ipynb", "parameters": {"epochs": 1},
-                        "grid": grid or GRID_VALUES}]}
+                        "grid": grid or GRID_VALUES, **stage_keys}]}
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -194,6 +194,17 @@ def test_a_one_cell_grid_gives_its_kernel_every_core(tmp_path, monkeypatch):
     report = batch.run_grid(grid, workers=2, progress=False)
     assert [s["status"] for s in report.states] == ["done"]
     assert f"OMP_NUM_THREADS = {os.cpu_count()}" in printed_by(tmp_path / "book" / "cell-0-0.001.ipynb")
+
+
+def test_a_refresh_stage_renders_again_on_every_call(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = write_grid(tmp_path, {"seed": [0], "lr": [0.001]}, refresh=True)
+    page = tmp_path / "book" / "cell-0-0.001.ipynb"
+    assert batch.run_grid(grid, workers=1, progress=False).ran == 1
+    first = page.stat().st_mtime_ns
+    again = batch.run_grid(grid, workers=1, progress=False)
+    assert (again.ran, again.skipped_done, again.states[0]["status"]) == (1, 0, "done")
+    assert page.stat().st_mtime_ns > first  # rendered again: what is stored may have changed meanwhile
 
 
 def test_grid_runner_killed_halfway_resumes_exactly_once(tmp_path, children):

@@ -209,6 +209,7 @@ def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         "duplicate parameter": "key 'lr' appears twice; fix it",
         "duplicate top-level key": "key 'profile' appears twice; fix it",
         "wait maybe": "'wait' in stage 1 of",
+        "refresh yes": "'refresh' in stage 1 of",
         "output outside the folder": "outside the output folder",
         "wrong type": "parameter lr must be float like its default 0.001 (got 'fast') (stage 1 of",
         "seeds not a list": "'seeds' in",
@@ -241,6 +242,9 @@ def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
     elif case == "wait maybe":
         stage["wait"] = "maybe"
         expected.append("must be true or false (got 'maybe')")
+    elif case == "refresh yes":
+        stage["refresh"] = "yes"
+        expected.append("must be true or false (got 'yes')")
     elif case == "output outside the folder":
         stage["output"] = "../../../cell-{seed}"
     elif case == "wrong type":
@@ -267,8 +271,9 @@ def grid_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
 
 GRID_CASES = ["invalid YAML", "no stages", "empty product", "unknown key", "unknown stage key", "unknown parameter",
               "missing notebook", "output name without parameter", "results under a file", "output under a file",
-              "duplicate parameter", "duplicate top-level key", "wait maybe", "output outside the folder", "wrong type",
-              "seeds not a list", "seed out of range", "misspelled dataset", "not a notebook"]
+              "duplicate parameter", "duplicate top-level key", "wait maybe", "refresh yes",
+              "output outside the folder", "wrong type", "seeds not a list", "seed out of range", "misspelled dataset",
+              "not a notebook"]
 
 
 @pytest.mark.parametrize("case", GRID_CASES)
