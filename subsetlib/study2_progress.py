@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from subsetlib import ladders, lbfgs_study, results
+from subsetlib import ladders, lbfgs_study, results, study2_report
 from subsetlib.registry import dataset_title
 from subsetlib.studies import design
 from subsetlib.study2 import stored
 
 
-def so_far(design_dirs: dict[str, str], track: str, track_dir: str, device: str = "auto") -> dict:
+def so_far(design_dirs: dict[str, str], track: str | None, track_dir: str, device: str = "auto") -> dict:
     """What the progress page shows while the grids run, training nothing: every stored run of the designs (each
     design's results folder in ``design_dirs``), the ladders so far, the analyses of the designs whose every run is
     stored (``complete``), the titles of the others (``pending``), and the second-order track's analysis once every
     run of it is stored (``track``, else None; meanwhile ``track_progress``: a bullet on its runs so far and its
-    scale)."""
+    scale). ``track`` None: no second-order track."""
     folders = sorted({folder for folder in design_dirs.values() if Path(folder, "runs").is_dir()})
     runs = results.load(folders) if folders else pd.DataFrame(columns=["dataset"])
     curves = results.load(folders, "curves") if folders else pd.DataFrame()
@@ -26,7 +26,7 @@ def so_far(design_dirs: dict[str, str], track: str, track_dir: str, device: str 
     for name, folder in design_dirs.items():
         if design(name).dataset in set(runs["dataset"]) and (analysis := stored(name, folder, device)) is not None:
             complete[name] = analysis
-    track_stored = Path(track_dir, "runs").is_dir()
+    track_stored = bool(track) and Path(track_dir, "runs").is_dir()
     track_analysis = lbfgs_study.stored(track, track_dir, device) if track_stored else None
     track_progress = None
     if track_stored and track_analysis is None:  # some of its runs are in: what they say so far, and its scale
@@ -39,3 +39,11 @@ def so_far(design_dirs: dict[str, str], track: str, track_dir: str, device: str 
             "pending": [titles[design(name).dataset] for name in design_dirs if name not in complete],
             "track": track_analysis, "track_progress": track_progress}
 
+
+
+def claims_so_far(now: dict) -> pd.DataFrame:
+    """The claims table of what is in (``so_far``'s designs whose every run is stored, and the second-order track
+    once all its runs are): one row per claim, dataset and metric, with its verdict and the numbers behind it."""
+    tables = [study2_report.claims(now["complete"], now["titles"])] if now["complete"] else []
+    tables += [lbfgs_study.claims(now["track"])] if now["track"] else []
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(study2_report.CLAIMS_COLUMNS))

@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import ladders, studies, study2, study2_analysis, study2_answer, study2_report, verdicts
+from subsetlib import (
+    ladders,
+    studies,
+    study2,
+    study2_analysis,
+    study2_answer,
+    study2_progress,
+    study2_report,
+    verdicts,
+)
 
 D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
@@ -306,6 +315,11 @@ def test_the_progress_page_learns_which_designs_are_complete_without_training(tm
         study2.run_design(synthetic, d, model, str(tmp_path))
     analysis = study2.stored("synthetic", str(tmp_path), device="cpu")
     assert analysis is not None and set(analysis["runs"]["seed"]) == {0, 1}
+    now = study2_progress.so_far({"synthetic": str(tmp_path)}, None, str(tmp_path), device="cpu")
+    assert (list(now["complete"]), now["pending"], now["track"]) == (["synthetic"], [], None)
+    claims = study2_progress.claims_so_far(now)
+    assert set(claims["dataset"]) == {now["titles"]["synthetic"]} and study2_report.CLOSE_CLAIM in set(claims["claim"])
+    assert len(results.load(tmp_path)) == len(analysis["runs"])  # the claims are read, never trained
 
 
 def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
