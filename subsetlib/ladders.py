@@ -23,13 +23,14 @@ def _phase_ends(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None
-            ) -> pd.DataFrame:
+def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None,
+            long_doublings: int | None = None) -> pd.DataFrame:
     """One row per budget-doubling pair (B, 2B) of one arm and seed: the loss the rule reads at each budget (the
     conventional run's training loss; a subset phase's loss on its subset) and whether the pair passes the rule.
     Arm ``fraction`` 1 is the conventional arm; budgets are epochs over the arm's own training set. ``planned`` is
     false for a pair beyond the design's cap of ``max_doublings`` pairs (a stored run the plan did not ask for: shown,
-    never used for a minimum)."""
+    never used for a minimum); a subset phase that question 1 judges (Q ≥ ``rules.q_high``, its seed's conventional
+    ladder converged within its cap) has ``long_doublings`` pairs instead."""
     ends = _phase_ends(runs, curves)
     conv = ends[ends["protocol"] == "conventional"].assign(fraction=1.0, budget=lambda t: t["epochs"],
                                                            loss=lambda t: t["phase_train_loss"])
@@ -39,7 +40,6 @@ def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_
     rows = []
     for (model, fraction, seed), arm in pd.concat([conv, sub]).groupby(["model", "fraction", "seed"]):
         by_budget = arm.drop_duplicates("budget").set_index("budget").sort_index()
-        cap = by_budget.index.min() * 2 ** (max_doublings - 1) if max_doublings else math.inf
         for b in by_budget.index:
             if 2 * b in by_budget.index:
                 low, high = by_budget.loc[b], by_budget.loc[2 * b]
@@ -47,16 +47,28 @@ def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_
                              "P": low["P"], "budget": int(b), "loss": low["loss"], "loss_2x": high["loss"],
                              "drop": 1 - high["loss"] / low["loss"], "converged": converged(low["loss"], high["loss"],
                                                                                               rules),
-                             "run_id": low["run_id"], "run_id_2x": high["run_id"], "planned": bool(b <= cap)})
-    return pd.DataFrame(rows)
+                             "run_id": low["run_id"], "run_id_2x": high["run_id"], "first": by_budget.index.min()})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    if not max_doublings:
+        return table.drop(columns="first").assign(planned=True)
+    table["planned"] = table["budget"] <= table["first"] * 2 ** (max_doublings - 1)
+    conventional = table[(table["fraction"] >= 1) & table["planned"] & table["converged"]]
+    reference = set(zip(conventional["model"], conventional["seed"], strict=True))
+    judged = [(m, s) in reference and f < 1 and q >= rules.q_high
+              for m, s, f, q in zip(table["model"], table["seed"], table["fraction"], table["Q"], strict=True)]
+    long_cap = table["first"] * 2 ** (max(long_doublings or 0, max_doublings) - 1)
+    table["planned"] = table["planned"] | (pd.Series(judged, index=table.index) & (table["budget"] <= long_cap))
+    return table.drop(columns="first")
 
 
-def minima(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None
-           ) -> pd.DataFrame:
+def minima(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None,
+           long_doublings: int | None = None) -> pd.DataFrame:
     """One row per arm and seed: its minimum, read at the longer run of its first converged pair (the lower loss of
     the two, so a gap to it is never flattered). An arm with no converged pair is marked ``converged = False`` and
     read at its longest run."""
-    pairs = ladders(runs, curves, rules, max_doublings)
+    pairs = ladders(runs, curves, rules, max_doublings, long_doublings)
     pairs = pairs[pairs["planned"]]
     ends = _phase_ends(runs, curves).set_index("run_id")
     rows = []
@@ -77,7 +89,8 @@ def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> 
     schedule = runs["lr_schedule"] if "lr_schedule" in runs else pd.Series("constant", index=runs.index)
     runs = runs[(schedule == "cosine") & runs["protocol"].isin(["conventional", "subset", "subset-phase"])]
     frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules,
-                      DESIGNS[dataset].max_doublings if dataset in DESIGNS else None).assign(dataset=dataset)
+                      *((DESIGNS[dataset].max_doublings, DESIGNS[dataset].long_doublings) if dataset in DESIGNS
+                        else (None, None))).assign(dataset=dataset)
               for dataset, r in runs.groupby("dataset", sort=False)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

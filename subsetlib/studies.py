@@ -112,6 +112,9 @@ class Design:
     epochs: int = 8  # conventional budget B (its check: 2B); also the equal-compute arms' total budget
     min_subset_steps: int = 500  # a subset phase: `epochs` epochs over its subset, but at least this many steps
     max_doublings: int = 3  # the ladder: pairs (B, 2B), (2B, 4B), (4B, 8B) at most
+    # a subset phase that question 1 judges (Q ≥ rules.q_high, its seed's conventional ladder converged) may go on to
+    # this many pairs (plan amendment of 2026-12-05): without a converged reference no closeness verdict can follow
+    long_doublings: int = 6
     augment: bool = False
     batch_size: int = 128
     eval_train_examples: int | None = 10_000  # the full-set training loss on this fixed sample of the set (None: all)
@@ -175,7 +178,8 @@ DESIGNS: dict[str, Design] = {
                                eval_train_examples=None),
     # seconds, for tests and SUBSETLIB_SMOKE
     "synthetic": Design("synthetic", fractions=(1 / 4,), widths={"cnn-simple-narrow": (1 / 4,)}, seeds=(0, 1),
-                        width_seeds=(0,), epochs=1, min_subset_steps=4, max_doublings=1, batch_size=250,
+                        width_seeds=(0,), epochs=1, min_subset_steps=4, max_doublings=1, long_doublings=2,
+                        batch_size=250,
                         eval_train_examples=300),
 }
 

@@ -3,8 +3,9 @@ the runs), trained or loaded (stored runs are never retrained), and what an anal
 
 Every phase that stands for a minimum is trained with a cosine-annealed learning rate and checked by budget
 doubling (``verdicts.converged``): the conventional arm on B and 2B epochs, each subset phase on S and 2S steps.
-Where a pair fails, the ladder goes on (4B, 8B, …, up to ``max_doublings``): the rule decides the budget, never the
-other way round. Per width and seed, every subset phase starts from the same initial weights as its conventional run.
+Where a pair fails, the ladder goes on (4B, 8B, …, up to ``max_doublings``; ``long_doublings`` for a subset phase
+that question 1 judges): the rule decides the budget, never the other way round. Per width and seed, every subset
+phase starts from the same initial weights as its conventional run.
 """
 
 import math
@@ -32,28 +33,35 @@ def _end_of(result, phase: str) -> dict:
 
 def run_width(ds, d: Design, model: str, fractions: tuple[float, ...], seed: int, results_dir: str) -> list[str]:
     """One width and seed: the conventional ladder, then each fraction's subset-phase ladder (the main width's
-    first rung is the equal-compute arm, whose subset phase is that rung). Returns the run ids, loaded or trained."""
+    first rung is the equal-compute arm, whose subset phase is that rung). A subset phase that question 1 judges
+    (Q ≥ ``rules.q_high``, and this seed's conventional ladder converged) may take ``d.long_doublings`` pairs instead
+    of ``d.max_doublings``. Returns the run ids, loaded or trained."""
     from subsetlib import protocols
+    from subsetlib.planner import count_parameters
+    from subsetlib.q import overdetermination_ratio
     from subsetlib.subsets import subset_indices
 
     cfg = d.run_config(model)
     ids: list[str] = []
 
-    def ladder(first: int, train, loss) -> None:
+    def ladder(first: int, train, loss, pairs: int) -> bool:
+        """Pairs (B, 2B) … (2^(n-1)·B, 2^n·B), n = ``pairs`` at most, until one passes the rule: whether one did."""
         budget = first
-        for _ in range(d.max_doublings):  # pairs (B, 2B) … (2^(n-1)·B, 2^n·B): the plan's cap
+        for _ in range(pairs):
             low, high = train(budget), train(2 * budget)
             ids.extend(r.summary["run_id"] for r in (low, high) if r.summary["run_id"] not in ids)
             if converged(loss(low), loss(high), d.rules):
-                return
+                return True
             budget *= 2
+        return False
 
-    ladder(d.epochs, lambda e: protocols.conventional(ds, cfg, seed, e, results_dir=results_dir),
-           lambda r: r.summary["final_train_loss"])
-    n = len(ds.y_train)
+    reference = ladder(d.epochs, lambda e: protocols.conventional(ds, cfg, seed, e, results_dir=results_dir),
+                       lambda r: r.summary["final_train_loss"], d.max_doublings)
+    n, p = len(ds.y_train), count_parameters(model, ds.spec)
     for f in fractions:
         k = len(subset_indices(ds.y_train, f, seed, cfg.stratified))
         first = subset_epochs(d, k)
+        judged = reference and overdetermination_ratio(k, ds.num_classes, p) >= d.rules.q_high
 
         def train(epochs: int, f: float = f, first: int = first, k: int = k):
             if model == d.model and epochs == first:  # the equal-compute arm carries the first rung
@@ -61,7 +69,8 @@ def run_width(ds, d: Design, model: str, fractions: tuple[float, ...], seed: int
                                                     fraction=f, results_dir=results_dir)
             return protocols.subset_phase(ds, cfg, seed, epochs, f, results_dir=results_dir)
 
-        ladder(first, train, lambda r: _end_of(r, "subset")["subset_loss"])
+        ladder(first, train, lambda r: _end_of(r, "subset")["subset_loss"],
+               d.long_doublings if judged else d.max_doublings)
     return ids
 
 

@@ -262,11 +262,12 @@ def equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> pd.DataF
 
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
     """Everything the v2 pages and claims read from one dataset's runs."""
-    mins = minima(runs, curves, d.rules, d.max_doublings)
+    pairs = ladders(runs, curves, d.rules, d.max_doublings, d.long_doublings)
+    mins = minima(runs, curves, d.rules, d.max_doublings, d.long_doublings)
     close = closeness(mins, d.rules)
     equal = equal_compute(runs, d)
     costs = cost_to_target(runs, curves, mins, d)
-    return {"design": d, "runs": runs, "curves": curves, "pairs": ladders(runs, curves, d.rules, d.max_doublings),
+    return {"design": d, "runs": runs, "curves": curves, "pairs": pairs,
             "minima": mins, "close": close, "close_by_arm": closeness_by_arm(close, d.rules), "equal": equal,
             "equal_by_arm": equal_compute_by_arm(equal, d.rules), "points": compute_curves(runs, curves, d),
             "equal_steps": equal_steps(runs, curves, d), "costs": costs, "tenth": tenth_by_arm(costs, d.rules),

@@ -49,7 +49,8 @@ def convergence_text(pairs: pd.DataFrame, d: Design) -> str:
     order = sorted(lines, key=lambda line: not line.startswith("- **conventional"))
     return (f"Rule: a phase on budget B is converged when 2B lowers its loss by less than "
             f"{100 * d.rules.converge_rel:g} % or by less than {d.rules.converge_abs:g} nats; at most "
-            f"{d.max_doublings} doublings.\n\n" + "\n".join(order))
+            f"{d.max_doublings} doublings, or {d.long_doublings} for a subset phase with Q ≥ {d.rules.q_high:g} whose "
+            f"seed's conventional ladder converged (plan amendment of 2026-12-05).\n\n" + "\n".join(order))
 
 
 def width_text(model: str, p: int) -> str:

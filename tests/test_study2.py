@@ -1,6 +1,7 @@
 """Study v2's analysis on hand-made runs: the rule decides "converged", only converged phases get "close" or
 "equal", "refuted" needs a long enough fine-tuning phase, and Q-or-fraction is judged on every metric."""
 
+import dataclasses
 import json
 import math
 
@@ -200,6 +201,42 @@ def test_pairs_beyond_the_plans_cap_are_shown_but_never_used():
     mins = ladders.minima(runs, curves, max_doublings=3)
     assert not mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c32"
+
+
+@pytest.mark.parametrize(("conventional_converged", "q", "planned"), [
+    (True, 19.0, [True] * 4),  # question 1 judges it: four pairs, beyond the ordinary cap of two
+    (False, 19.0, [True, True, False, False]),  # no converged reference: the ordinary cap
+    (True, 1.2, [True, True, False, False]),  # Q below 3: the ordinary cap
+])
+def test_a_subset_phase_that_question_1_judges_gets_the_longer_ladder(conventional_converged, q, planned):
+    """Amendment of 2026-12-05: two pairs at most, four for a subset phase with Q ≥ 3 whose seed's conventional
+    ladder converged within its cap."""
+    conv_losses = {8: 0.50, 16: 0.48, 32: 0.47} if conventional_converged else {8: 0.50, 16: 0.40, 32: 0.30}
+    made = [run(f"c{e}", "conventional", 0, loss, 0.9, epochs=e) for e, loss in conv_losses.items()]
+    made += [run(f"s{e}", "subset-phase", 0, 1.0, 0.8, fraction=1 / 32, subset_epochs=e, subset_loss=loss, q=q)
+             for e, loss in {34: 0.9, 68: 0.7, 136: 0.55, 272: 0.45, 544: 0.44}.items()]
+    pairs = ladders.ladders(*frames(*made), max_doublings=2, long_doublings=4)
+    subset = pairs[pairs["fraction"] < 1].sort_values("budget")
+    assert subset["planned"].tolist() == planned
+    mins = ladders.minima(*frames(*made), max_doublings=2, long_doublings=4).set_index("fraction")
+    assert bool(mins.loc[1 / 32, "converged"]) == all(planned)  # 272 → 544 passes the rule only on the long ladder
+
+
+def test_the_ladder_goes_on_for_a_judged_subset_phase_and_stops_at_the_long_cap(tmp_path, synthetic, monkeypatch):
+    """The synthetic design: one pair at most, two for a judged subset phase. With a rule that no pair passes, the
+    subset ladder stops at the ordinary cap; when the conventional pair passes and no subset pair does, it takes the
+    long cap."""
+    from subsetlib import results
+
+    d = studies.design("synthetic")
+    never = dataclasses.replace(d, rules=dataclasses.replace(d.rules, converge_rel=-1.0, converge_abs=-1.0))
+    study2.run_width(synthetic, never, "cnn-simple-w3", (1 / 4,), 0, str(tmp_path / "never"))  # Q = 5.1
+    assert sorted(results.load(tmp_path / "never")["subset_epochs"].dropna()) == [2, 4]
+    calls = iter([True])  # the first pair the rule reads is the conventional one: it passes; no later pair does
+    monkeypatch.setattr(study2, "converged", lambda low, high, rules: next(calls, False))
+    study2.run_width(synthetic, d, "cnn-simple-w3", (1 / 4,), 0, str(tmp_path / "long"))
+    subset = results.load(tmp_path / "long").dropna(subset=["subset_epochs"])
+    assert (subset["subset_Q"] >= d.rules.q_high).all() and sorted(subset["subset_epochs"]) == [2, 4, 8]
 
 
 def test_the_ladder_trains_no_pair_beyond_the_cap(tmp_path, synthetic):
