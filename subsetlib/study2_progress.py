@@ -32,7 +32,7 @@ def so_far(design_dirs: dict[str, str], track: str | None, track_dir: str, devic
     if track_stored and track_analysis is None:  # some of its runs are in: what they say so far, and its scale
         plan = lbfgs_study.lbfgs_design(track)
         phases = lbfgs_study.phase_convergence(results.load(track_dir), plan.rules)
-        if (phases["protocol"] == "lbfgs-full").any():
+        if len(phases) and (phases["protocol"] == "lbfgs-full").any():  # the folder may hold other runs only
             track_progress = (lbfgs_study.progress_bullet(phases, plan), plan.scale_text())
     return {"runs": runs, "pairs": ladders.progress(runs, curves) if len(runs) else pd.DataFrame(),
             "titles": titles, "complete": complete,

@@ -357,6 +357,9 @@ def test_the_progress_page_learns_which_designs_are_complete_without_training(tm
     claims = study2_progress.claims_so_far(now)
     assert set(claims["dataset"]) == {now["titles"]["synthetic"]} and study2_report.CLOSE_CLAIM in set(claims["claim"])
     assert len(results.load(tmp_path)) == len(analysis["runs"])  # the claims are read, never trained
+    # a track folder that holds other runs only (the smoke pages share one): no track, no progress bullet
+    with_track = study2_progress.so_far({"synthetic": str(tmp_path)}, "synthetic", str(tmp_path), device="cpu")
+    assert (with_track["track"], with_track["track_progress"]) == (None, None)
 
 
 def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
