@@ -109,6 +109,9 @@ class Design:
     widths: dict[str, tuple[float, ...]] = field(default_factory=dict)  # other widths → their subset fractions
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     width_seeds: tuple[int, ...] = (0, 1, 2)
+    # more seeds for question 2 only (the conventional run on B and the equal-compute arms, no ladders): a second
+    # stage where the first stage's intervals were too wide to decide (plan amendment of 2026-12-05)
+    equal_seeds: tuple[int, ...] = ()
     epochs: int = 8  # conventional budget B (its check: 2B); also the equal-compute arms' total budget
     min_subset_steps: int = 500  # a subset phase: `epochs` epochs over its subset, but at least this many steps
     max_doublings: int = 3  # the ladder: pairs (B, 2B), (2B, 4B), (4B, 8B) at most
@@ -134,11 +137,15 @@ class Design:
         def seeds(n: int) -> str:
             return f"{n} seed{'s' if n != 1 else ''}"
 
+        more = [f"{len(self.equal_seeds)} more for the equal-compute arms"] if self.equal_seeds else []
         if model is not None:
-            which = f"{model}, {seeds(len(self.seeds if model == self.model else self.width_seeds))}"
+            main = model == self.model
+            which = (f"{model}, {seeds(len(self.seeds if main else self.width_seeds))}"
+                     + (f" ({more[0]})" if main and more else ""))
         else:
-            others = f" ({seeds(len(self.width_seeds))} at the other widths)" if self.widths else ""
-            which = f"{', '.join([self.model, *self.widths])}, {seeds(len(self.seeds))}{others}"
+            others = [f"{seeds(len(self.width_seeds))} at the other widths"] * bool(self.widths) + more
+            which = (f"{', '.join([self.model, *self.widths])}, {seeds(len(self.seeds))}"
+                     + (f" ({'; '.join(others)})" if others else ""))
         return (f"{dataset_title(self.dataset)}: {which}; conventional "
                 f"from B = {self.epochs} epochs, subsets from B epochs (at least {self.min_subset_steps} steps), "
                 f"doubled until converged, at most to {self.epochs * 2 ** self.max_doublings} epochs")
@@ -152,7 +159,7 @@ DESIGNS: dict[str, Design] = {
     # MNIST's loss still fell 30-44 % from 4 to 8 epochs at widths 6 and 16 (sizing runs): the main width is 6, whose
     # ladder is affordable on 2 CPU cores; the width sweep runs on Fashion-MNIST, where the loss flattens sooner
     "mnist": Design("mnist", model="cnn-simple-narrow", fractions=(1 / 8, 1 / 32, 1 / 256),
-                    widths={"cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),
+                    widths={"cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}, equal_seeds=(5, 6, 7, 8, 9)),
     "fashion-mnist": Design("fashion-mnist", model="cnn-simple", fractions=(1 / 4, 1 / 8, 1 / 32),
                             widths={"cnn-simple-narrow": (1 / 8, 1 / 32, 1 / 128, 1 / 512),
                                     "cnn-simple-w3": (1 / 32, 1 / 128, 1 / 512, 1 / 2048)}),

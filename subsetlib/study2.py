@@ -74,15 +74,35 @@ def run_width(ds, d: Design, model: str, fractions: tuple[float, ...], seed: int
     return ids
 
 
+def run_equal_compute(ds, d: Design, seed: int, results_dir: str) -> list[str]:
+    """One of the design's ``equal_seeds``, for question 2 only: the main width's conventional run on B and each
+    equal-compute arm, no ladders. Returns the run ids, loaded or trained."""
+    from subsetlib import protocols
+    from subsetlib.subsets import subset_indices
+
+    cfg, n = d.run_config(d.model), len(ds.y_train)
+    runs = [protocols.conventional(ds, cfg, seed, d.epochs, results_dir=results_dir)]
+    for f in d.fractions:
+        k = len(subset_indices(ds.y_train, f, seed, cfg.stratified))
+        first = subset_epochs(d, k)
+        runs.append(protocols.subset_pretraining(ds, cfg, seed, first, finetune_epochs(d, first, k, n), fraction=f,
+                                                 results_dir=results_dir))
+    return [r.summary["run_id"] for r in runs]
+
+
 def run_design(ds, d: Design, model: str, results_dir: str) -> list[str]:
-    """Every seed of one width of a design (the cells of the study v2 grid are widths)."""
+    """Every seed of one width of a design (the cells of the study v2 grid are widths); the main width also runs
+    the ``equal_seeds`` of question 2."""
     arms = {m: (f, s) for m, f, s in d.arms()}
     if model not in arms:
         from subsetlib.errors import UserError
 
         raise UserError(f"study v2's {d.dataset} design has no width {model!r}: choose one of {', '.join(arms)}")
     fractions, seeds = arms[model]
-    return [rid for seed in seeds for rid in run_width(ds, d, model, fractions, seed, results_dir)]
+    ids = [rid for seed in seeds for rid in run_width(ds, d, model, fractions, seed, results_dir)]
+    if model == d.model:
+        ids += [rid for seed in d.equal_seeds for rid in run_equal_compute(ds, d, seed, results_dir)]
+    return ids
 
 
 def load(ds, d: Design, results_dir: str) -> dict:

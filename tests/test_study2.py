@@ -248,6 +248,16 @@ def test_the_ladder_trains_no_pair_beyond_the_cap(tmp_path, synthetic):
     assert sorted(results.load(tmp_path)["epochs"]) == [1, 2]
 
 
+def test_an_equal_compute_seed_trains_the_conventional_run_on_b_and_the_equal_compute_arms_only(tmp_path, synthetic):
+    from subsetlib import results
+
+    d = dataclasses.replace(studies.design("synthetic"), seeds=(0,), equal_seeds=(1,))
+    ids = study2.run_design(synthetic, d, d.model, str(tmp_path))
+    extra = results.load(tmp_path).set_index("run_id").loc[ids].query("seed == 1")
+    assert sorted(extra["protocol"]) == ["conventional", "subset"] and extra["epochs"].dropna().tolist() == [d.epochs]
+    assert set(study2_analysis.equal_compute(results.load(tmp_path), d)["seed"]) == {0, 1}  # both seeds are paired
+
+
 def progress_case():
     """MNIST, one seed: 8 → 16 epochs lowered the loss 40 % (not converged), 16 → 32 by 5 % (converged)."""
     runs, curves = frames(run("c8", "conventional", 0, 0.050, 0.98, epochs=8, model="cnn-simple-narrow"),
