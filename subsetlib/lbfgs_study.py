@@ -339,5 +339,5 @@ def _ratio_text(row: pd.Series) -> str:
     if not math.isfinite(row["ratio"]):
         return f"not reached ({reached})"
     low, high = row.get("low", math.nan), row.get("high", math.nan)
-    interval = f" [{low:.3g}, {high:.3g}]" if math.isfinite(low) else ""  # as the mini-batch ratios are printed
-    return f"{row['ratio']:.3g}×{interval} ({reached})"
+    interval = f" [{low:#.3g}, {high:#.3g}]" if math.isfinite(low) else ""  # as the mini-batch ratios are printed
+    return f"{row['ratio']:#.3g}×{interval} ({reached})"

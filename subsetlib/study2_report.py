@@ -58,12 +58,12 @@ def width_text(model: str, p: int) -> str:
 
 
 def _ratio_text(test: verdicts.Paired) -> str:
-    """A paired log ratio as a ratio with its interval: '1.52× [1.40, 1.66], n = 5'."""
+    """A paired log ratio as a ratio with its interval, three significant digits kept: '1.00× [0.957, 1.04], n = 10'."""
     if test.n == 0:
         return "no converged pairs"
     if test.n == 1 or not math.isfinite(test.low):
-        return f"{math.exp(test.mean):.3g}× (n = {test.n})"
-    return f"{math.exp(test.mean):.3g}× [{math.exp(test.low):.3g}, {math.exp(test.high):.3g}], n = {test.n}"
+        return f"{math.exp(test.mean):#.3g}× (n = {test.n})"
+    return f"{math.exp(test.mean):#.3g}× [{math.exp(test.low):#.3g}, {math.exp(test.high):#.3g}], n = {test.n}"
 
 
 PAIRED_COLUMNS = {"ratio_text": "full-set loss ÷ reference", "excess_nats": "excess loss (nats)",
@@ -116,7 +116,7 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
     table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["shown_seeds"], strict=True)]
-    table["interval"] = [f"[{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else "–"
+    table["interval"] = [f"[{lo:#.3g}, {hi:#.3g}]" if math.isfinite(lo) else "–"
                          for lo, hi in zip(table["low"], table["high"], strict=True)]
     columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
                "reached_text": "seeds that reached it",

@@ -491,6 +491,7 @@ def test_the_equal_compute_bullet_counts_its_verdicts_then_lists_each_arm():
                     "accuracy, the others inconclusive:")
     assert [arm.split(":")[0] for arm in arms] == ["  - subset 1/8 (Q = 21)", "  - subset 1/32 (Q = 5.2)",
                                                    "  - subset 1/256 (Q = 0.65)"]
+    assert "loss equal (1.00× [" in arms[0]  # three significant digits, trailing zeros kept
 
 
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
