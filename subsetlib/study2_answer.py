@@ -49,10 +49,19 @@ def equal_compute_bullet(a: dict) -> str:
 
     open_ = any(w.startswith("inconclusive") for col in ("loss_verdict", "acc_verdict") for w in eq[col])
     head = (f"- {a['title']}, at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
-            f"conventional arm's B), paired by seed: {counted('loss_verdict')} subset arms equal to conventional "
+            f"conventional arm's B), paired by seed{_stages(d)}: {counted('loss_verdict')} subset arms equal to "
+            f"conventional "
             f"training in training loss and {counted('acc_verdict')} in test accuracy"
             f"{', the others inconclusive' * open_}:")
     return "\n".join([head] + [f"  - {equal_compute_arm_text(arm)}" for _, arm in eq.iterrows()])
+
+
+def _stages(d) -> str:
+    """Where a design had a second stage of seeds for question 2, say so (plan amendment of 2026-12-05)."""
+    if not d.equal_seeds:
+        return ""
+    return (f" ({len(d.seeds) + len(d.equal_seeds)} seeds; {len(d.equal_seeds)} of them a second stage, added "
+            f"because {len(d.seeds)} seeds left intervals too wide)")
 
 
 @dataclass(frozen=True)

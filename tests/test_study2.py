@@ -492,6 +492,9 @@ def test_the_equal_compute_bullet_counts_its_verdicts_then_lists_each_arm():
     assert [arm.split(":")[0] for arm in arms] == ["  - subset 1/8 (Q = 21)", "  - subset 1/32 (Q = 5.2)",
                                                    "  - subset 1/256 (Q = 0.65)"]
     assert "loss equal (1.00× [" in arms[0]  # three significant digits, trailing zeros kept
+    staged = dataclasses.replace(D, equal_seeds=(3, 4))
+    head = study2_answer.equal_compute_bullet({"equal_by_arm": eq, "design": staged, "title": "MNIST"})
+    assert "paired by seed (5 seeds; 2 of them a second stage, added because 3 seeds left" in head
 
 
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
