@@ -24,7 +24,8 @@ CONVERGENCE_COLUMNS = {"arm": "arm", "Q": "Q", "seed": "seed", "budget": "B (epo
                        "verdict": "rule"}
 
 
-CONVERGENCE_DIGITS = {"Q": 2, "loss": 4, "loss_2x": 4, "drop_pct": 1}
+# the drop to two decimals: 9.98 % passes a 10 % rule, and "10.0" would not say so
+CONVERGENCE_DIGITS = {"Q": 2, "loss": 4, "loss_2x": 4, "drop_pct": 2}
 
 
 def convergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
