@@ -25,6 +25,7 @@ from subsetlib.studies import Design
 from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
 from subsetlib.study2_answer import TrackAnswer
 from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, tenth_claim
+from subsetlib.tables import significant
 from subsetlib.verdicts import RULES, Rules, converged
 
 
@@ -339,5 +340,5 @@ def _ratio_text(row: pd.Series) -> str:
     if not math.isfinite(row["ratio"]):
         return f"not reached ({reached})"
     low, high = row.get("low", math.nan), row.get("high", math.nan)
-    interval = f" [{low:#.3g}, {high:#.3g}]" if math.isfinite(low) else ""  # as the mini-batch ratios are printed
-    return f"{row['ratio']:#.3g}×{interval} ({reached})"
+    interval = f" [{significant(low)}, {significant(high)}]" if math.isfinite(low) else ""  # as the mini-batch ratios
+    return f"{significant(row['ratio'])}×{interval} ({reached})"

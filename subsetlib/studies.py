@@ -143,7 +143,8 @@ class Design:
             which = (f"{model}, {seeds(len(self.seeds if main else self.width_seeds))}"
                      + (f" ({more[0]})" if main and more else ""))
         else:
-            others = [f"{seeds(len(self.width_seeds))} at the other widths"] * bool(self.widths) + more
+            others = [f"{seeds(len(self.width_seeds))} at the other widths"] * bool(
+                self.widths and len(self.width_seeds) != len(self.seeds)) + more
             which = (f"{', '.join([self.model, *self.widths])}, {seeds(len(self.seeds))}"
                      + (f" ({'; '.join(others)})" if others else ""))
         return (f"{dataset_title(self.dataset)}: {which}; conventional "

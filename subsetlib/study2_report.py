@@ -8,6 +8,7 @@ import pandas as pd
 
 from subsetlib import verdicts
 from subsetlib.studies import Design
+from subsetlib.tables import significant
 from subsetlib.verdicts import RULES, Rules
 
 
@@ -63,8 +64,9 @@ def _ratio_text(test: verdicts.Paired) -> str:
     if test.n == 0:
         return "no converged pairs"
     if test.n == 1 or not math.isfinite(test.low):
-        return f"{math.exp(test.mean):#.3g}× (n = {test.n})"
-    return f"{math.exp(test.mean):#.3g}× [{math.exp(test.low):#.3g}, {math.exp(test.high):#.3g}], n = {test.n}"
+        return f"{significant(math.exp(test.mean))}× (n = {test.n})"
+    return (f"{significant(math.exp(test.mean))}× [{significant(math.exp(test.low))}, "
+            f"{significant(math.exp(test.high))}], n = {test.n}")
 
 
 PAIRED_COLUMNS = {"ratio_text": "full-set loss ÷ reference", "excess_nats": "excess loss (nats)",
@@ -117,7 +119,7 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
     table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["shown_seeds"], strict=True)]
-    table["interval"] = [f"[{lo:#.3g}, {hi:#.3g}]" if math.isfinite(lo) else "–"
+    table["interval"] = [f"[{significant(lo)}, {significant(hi)}]" if math.isfinite(lo) else "–"
                          for lo, hi in zip(table["low"], table["high"], strict=True)]
     columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
                "reached_text": "seeds that reached it",

@@ -35,11 +35,12 @@ def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float
             for m, s in zip(means, stds, strict=True)]
 
 
-def _significant(value: float, figures: int = 3) -> str:
+def significant(value: float, figures: int = 3) -> str:
+    """``value`` to ``figures`` significant figures, never in e-notation (3,260, not 3.26e+03; 0.000314)."""
     if value == 0:
         return "0"
-    decimals = max(0, figures - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
+    decimals = figures - 1 - math.floor(math.log10(abs(value)))
+    return f"{round(value, decimals):,.{max(0, decimals)}f}"
 
 
 def _numbers(values: pd.Series) -> bool:
@@ -76,7 +77,7 @@ def format_column(values: pd.Series, digits: int | None = None, missing: str = "
         elif digits is not None:
             out.append(f"{v:,.{digits}f}")
         else:
-            out.append(_significant(float(v)))
+            out.append(significant(float(v)))
     return out
 
 

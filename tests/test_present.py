@@ -39,6 +39,11 @@ def test_table_keeps_text_and_three_significant_figures():
     assert tables.format_column(pd.Series([1.0, 2.5]), digits=1) == ["1.0", "2.5"]
 
 
+def test_significant_figures_never_use_e_notation():
+    """An interval from two seeds spans decades ('[0.000314, 3.26e+03]' was printed on the front page)."""
+    assert [tables.significant(x) for x in (3256.4, 0.000314159, 1.0, 21.04)] == ["3,260", "0.000314", "1.00", "21.0"]
+
+
 def test_a_column_of_whole_numbers_prints_integers_even_with_digits():
     assert tables.format_column(pd.Series([1.0, 2.0, 16.0]), digits=3) == ["1", "2", "16"]
     assert tables.format_column(pd.Series([1.0, None]), digits=3) == ["1", "not reached"]

@@ -116,6 +116,12 @@ def test_scale_text_is_the_configs():
     assert "with augmentation" in studies.STUDIES["study-cifar"].scale_text()
 
 
+def test_design_scale_text_names_other_widths_seeds_only_where_they_differ():
+    assert "cnn-simple-w3, 5 seeds (3 seeds at the other widths; 5 more" in studies.DESIGNS["mnist"].scale_text()
+    cifar = studies.DESIGNS["cifar10-jpeg"].scale_text()
+    assert "cifar-cpu-w8, 3 seeds; conventional" in cifar and "other widths" not in cifar
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "grids").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_committed_grid_passes_its_checks(path):
     """A grid names notebooks, parameters and designs: after a rename in a notebook or in STUDIES/DESIGNS, every
