@@ -163,35 +163,36 @@ def claims_table(per_dataset: dict[str, dict], budgets: dict[str, str], switch_c
     def link(key: str, text: str) -> str:
         return f'<a href="{pages[key].replace(".ipynb", ".html")}">{text}</a>' if key in pages else text
 
-    def add(claim: str, source: str, verdict: Verdict | str, budget: str, evidence: str) -> None:
+    def add(claim: str, source: str, verdict: Verdict | str, budget: str, evidence: str, dataset: str = "",
+            detail: str = "") -> None:
         v = verdict if isinstance(verdict, Verdict) else Verdict(verdict, "")
-        rows.append({"claim": claim, "source": source, "verdict": v.verdict, "numbers": v.why, "budget": budget,
-                     "evidence": evidence})
+        rows.append({"claim": f"{claim} ({', '.join(filter(None, (dataset, detail)))})" if dataset else claim,
+                     "question": claim, "dataset": dataset, "source": source, "verdict": v.verdict,
+                     "numbers": v.why, "budget": budget, "evidence": evidence})
 
     def title(dataset: str) -> str:
         return study_title(dataset, per_dataset[dataset]["runs"])
 
     def each(claim: str, source: str, rule) -> None:
         for dataset, d in per_dataset.items():
-            add(f"{claim} ({title(dataset)})", source, rule(dataset, d), budgets[dataset],
-                link(dataset, title(dataset)))
+            add(claim, source, rule(dataset, d), budgets[dataset], link(dataset, title(dataset)), title(dataset))
 
     cost_with_switch = pd.concat([per_dataset[first]["costs"], switch_costs[switch_costs["protocol"] == "subset"]])
     each("The full-set loss minimum is close to its subsets' minima", "abstract",
          lambda _, d: subset_minimum_close(d["minima"]))
     each("A subset is representative once Q sufficiently exceeds 1", "abstract", lambda _, d: q_threshold(d["minima"]))
-    add(f"Q, not the fraction of the set, decides the gap ({dataset_title(first)}, two widths)", "our inference",
-        q_governs(comparison), f"{len(study.seeds)} seeds, {study.model} and {study.narrow_model}",
-        link("widths", "widths"))
+    add("Q, not the fraction of the set, decides the gap", "our inference", q_governs(comparison),
+        f"{len(study.seeds)} seeds, {study.model} and {study.narrow_model}", link("widths", "widths"),
+        dataset_title(first), "two widths")
     each("Subset pretraining then fine-tuning equals conventional results", "abstract",
          lambda _, d: equal_results(d["costs"], d["goals"]))
     switches = f"switch points {min(study.switch_steps):,}–{max(study.switch_steps):,} steps"
     for dataset, d in per_dataset.items():
         here = dataset == first
-        add(f"Compute reduced to a tenth or less, as cost to a target ({title(dataset)})", "abstract",
+        add("Compute reduced to a tenth or less, as cost to a target", "abstract",
             tenth_time_to_target(cost_with_switch if here else d["costs"]),
             budgets[dataset] + (f", {switches}" if here else ""),
-            link(dataset, title(dataset)) + (", " + link("baselines", "switch points") if here else ""))
+            link(dataset, title(dataset)) + (", " + link("baselines", "switch points") if here else ""), title(dataset))
     each("Subset pretraining saves compute at all", "our inference", lambda _, d: any_saving(d["costs"]))
 
     def fixed_budget(_, d: dict) -> Verdict:
@@ -202,7 +203,7 @@ def claims_table(per_dataset: dict[str, dict], budgets: dict[str, str], switch_c
     each("Compute reduced to a tenth or less, as fixed budgets (epochs × set size)", "our inference", fixed_budget)
     near = per_dataset[first]["costs"].query("1.4 < Q < 3.5")
     qs = " and ".join(f"{q:.2g}" for q in sorted(near.loc[near["protocol"] != "conventional", "Q"].unique()))
-    add(f"Subsets at target Q 1.5, 2 and 3 suffice on {dataset_title(first)}", "secondary summary",
+    add(f"Subsets at target Q 1.5, 2 and 3 suffice on {dataset_title(first)}", "our inference",
         equal_results(near, per_dataset[first]["goals"]), f"{budgets[first]} (arms with Q {qs})",
         link(first, dataset_title(first)))
     add("Schedule of about 1,000 subset epochs + 100 fine-tuning epochs", "secondary summary", NOT_RUN,
@@ -210,7 +211,7 @@ def claims_table(per_dataset: dict[str, dict], budgets: dict[str, str], switch_c
     add("CIFAR-10 and CIFAR-100 (official files)", "abstract", NOT_RUN, "files not obtainable here", "")
     if not any(d["runs"]["augment"].any() for d in per_dataset.values()):
         add("With data augmentation", "abstract", NOT_RUN, "not in this study's grids", "")
-    add("Larger models", "secondary summary", NOT_RUN, "CPU budget", "")
+    add("Larger models", "our inference", NOT_RUN, "CPU budget", "")
     return pd.DataFrame(rows)
 
 

@@ -63,12 +63,10 @@ def ladders(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_
     return table.drop(columns="first")
 
 
-def minima(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES, max_doublings: int | None = None,
-           long_doublings: int | None = None) -> pd.DataFrame:
-    """One row per arm and seed: its minimum, read at the longer run of its first converged pair (the lower loss of
-    the two, so a gap to it is never flattered). An arm with no converged pair is marked ``converged = False`` and
-    read at its longest run."""
-    pairs = ladders(runs, curves, rules, max_doublings, long_doublings)
+def minima(runs: pd.DataFrame, curves: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm and seed of ``pairs`` (``ladders`` of these runs): its minimum, read at the longer run of its
+    first converged planned pair (the lower loss of the two, so a gap to it is never flattered). An arm with no
+    converged pair is marked ``converged = False`` and read at its longest planned run."""
     pairs = pairs[pairs["planned"]]
     ends = _phase_ends(runs, curves).set_index("run_id")
     rows = []

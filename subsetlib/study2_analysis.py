@@ -263,7 +263,7 @@ def equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> pd.DataF
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
     """Everything the v2 pages and claims read from one dataset's runs."""
     pairs = ladders(runs, curves, d.rules, d.max_doublings, d.long_doublings)
-    mins = minima(runs, curves, d.rules, d.max_doublings, d.long_doublings)
+    mins = minima(runs, curves, pairs)
     close = closeness(mins, d.rules)
     equal = equal_compute(runs, d)
     costs = cost_to_target(runs, curves, mins, d)

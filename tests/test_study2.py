@@ -23,6 +23,10 @@ from subsetlib import (
 D = studies.Design("mnist", seeds=(0, 1, 2), epochs=4)
 
 
+def minima_of(runs, curves):
+    return ladders.minima(runs, curves, ladders.ladders(runs, curves))
+
+
 def run(rid, protocol, seed, loss, acc, *, fraction=1.0, epochs=math.nan, subset_epochs=math.nan, subset_loss=None,
         model="cnn-simple", q=25.0, p=23946, flops=1e12, phases=None):
     """One run with a one- or two-phase curve: the first phase ends at (loss, acc) and, for a subset run, the
@@ -51,7 +55,7 @@ def test_the_minimum_is_read_at_the_first_converged_pair():
         run("c32", "conventional", 0, 0.020, 0.987, epochs=32))
     pairs = ladders.ladders(runs, curves)
     assert pairs["converged"].tolist() == [False, True, False]
-    mins = ladders.minima(runs, curves)
+    mins = minima_of(runs, curves)
     assert mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c16"  # the longer run of the first converged pair
     assert mins.loc[0, "train_loss"] == pytest.approx(0.028)
@@ -60,7 +64,7 @@ def test_the_minimum_is_read_at_the_first_converged_pair():
 def test_a_phase_that_never_passes_is_not_converged():
     runs, curves = frames(run("c4", "conventional", 0, 0.050, 0.98, epochs=4),
                           run("c8", "conventional", 0, 0.030, 0.985, epochs=8))
-    mins = ladders.minima(runs, curves)
+    mins = minima_of(runs, curves)
     assert not mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c8"
 
@@ -90,14 +94,14 @@ def closeness_case(converged_conventional: bool):
 
 def test_a_close_subset_minimum_is_equal_on_both_metrics():
     runs, curves = closeness_case(converged_conventional=True)
-    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves))).iloc[0]
+    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves))).iloc[0]
     assert (arm["loss_verdict"], arm["acc_verdict"]) == ("equal", "equal")
     assert arm["excess_nats"] == pytest.approx(0.001)
 
 
 def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
     runs, curves = closeness_case(converged_conventional=True)
-    points = study2_analysis.closeness_points(study2_analysis.closeness(ladders.minima(runs, curves)))
+    points = study2_analysis.closeness_points(study2_analysis.closeness(minima_of(runs, curves)))
     assert sorted(points["run_id"]) == ["s2-0", "s2-1", "s2-2"]  # the longer run of each subset phase's pair
     assert sorted(points["ref_run_id"]) == ["c8-0", "c8-1", "c8-2"]
     assert set(points["arm"]) == {"cnn-simple, subset 1/4"}
@@ -107,7 +111,7 @@ def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
 
 def test_no_close_verdict_without_a_converged_reference():
     runs, curves = closeness_case(converged_conventional=False)
-    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves))).iloc[0]
+    arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves))).iloc[0]
     assert arm["usable"] == 0
     assert (arm["loss_verdict"], arm["acc_verdict"]) == ("not converged", "not converged")
 
@@ -198,7 +202,7 @@ def test_pairs_beyond_the_plans_cap_are_shown_but_never_used():
     pairs = ladders.ladders(runs, curves, max_doublings=3)
     assert pairs["planned"].tolist() == [True, True, True, False]
     assert pairs["converged"].tolist() == [False, False, False, True]
-    mins = ladders.minima(runs, curves, max_doublings=3)
+    mins = ladders.minima(runs, curves, pairs)
     assert not mins.loc[0, "converged"]
     assert mins.loc[0, "run_id"] == "c32"
 
@@ -218,7 +222,7 @@ def test_a_subset_phase_that_question_1_judges_gets_the_longer_ladder(convention
     pairs = ladders.ladders(*frames(*made), max_doublings=2, long_doublings=4)
     subset = pairs[pairs["fraction"] < 1].sort_values("budget")
     assert subset["planned"].tolist() == planned
-    mins = ladders.minima(*frames(*made), max_doublings=2, long_doublings=4).set_index("fraction")
+    mins = ladders.minima(*frames(*made), pairs).set_index("fraction")
     assert bool(mins.loc[1 / 32, "converged"]) == all(planned)  # 272 → 544 passes the rule only on the long ladder
 
 
@@ -433,7 +437,7 @@ def test_the_second_order_track_judges_closeness_only_where_both_lbfgs_phases_co
 
 def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
     runs, curves = closeness_case(converged_conventional=False)
-    by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(ladders.minima(runs, curves)))
+    by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves)))
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
 
