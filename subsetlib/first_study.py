@@ -94,19 +94,20 @@ def verdict_changes(first: pd.DataFrame, v2: pd.DataFrame, pending: list[str]) -
     rows = []
     for _, row in first.iterrows():
         claim, dataset = row["question"], row["dataset"].removesuffix(" with augmentation")
-        note = " (the first study with augmentation, study v2 without)" if dataset != row["dataset"] else ""
+        note = " The first study ran it with augmentation, study v2 without." if dataset != row["dataset"] else ""
         if claim in SAME_QUESTION:
             v2_claim, why = SAME_QUESTION[claim]
             same = v2[(v2["claim"] == v2_claim) & (v2["dataset"] == dataset)]
             verdict = _v2_verdict(same) if len(same) else "not in yet" if dataset in pending else "not run"
-        else:
-            verdict, why = ("not asked again", NOT_ASKED_AGAIN[claim]) if claim in NOT_ASKED_AGAIN else (
-                claims.NOT_RUN, "Not run in either study.")
+        elif claim in NOT_ASKED_AGAIN:
+            verdict, why = "not asked again", NOT_ASKED_AGAIN[claim]
+        else:  # run in neither study
+            verdict, why = claims.NOT_RUN, ""
         status = ("not in yet" if verdict == "not in yet" else "not asked again" if verdict == "not asked again"
                   else "stayed" if verdict.startswith(row["verdict"]) else "changed")  # '… (no converged pairs)'
+        why = {"stayed": "", "not in yet": "its runs are not all stored yet", "changed": why + note}.get(status, why)
         rows.append({"claim": row["claim"], "dataset": row["dataset"], "first": row["verdict"], "v2": verdict,
-                     "status": status, "why": {"stayed": "", "not in yet": "its runs are not all stored yet"}.get(
-                         status, why + note)})
+                     "status": status, "why": why})
     return pd.DataFrame(rows)
 
 

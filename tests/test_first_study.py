@@ -50,8 +50,8 @@ def test_metrics_that_disagree_are_each_named_and_pending_datasets_wait():
     mnist, cifar, fashion = changes.to_dict("records")
     assert mnist["v2"] == "training loss: reproduced; test accuracy: inconclusive at 5 seeds"
     assert mnist["status"] == "changed"
-    assert cifar["v2"] == claims.NOT_TESTABLE and cifar["why"].endswith("(the first study with augmentation, "
-                                                                        "study v2 without)")
+    assert cifar["v2"] == claims.NOT_TESTABLE and cifar["why"].endswith(" The first study ran it with "
+                                                                        "augmentation, study v2 without.")
     assert fashion["v2"] == "not in yet" and fashion["status"] == "not in yet"
     assert first_study.changes_sentence(changes).endswith("2 changed, 0 stayed and 0 are not asked again; 1 waits "
                                                           "for study v2's runs that are not all stored yet.")
