@@ -145,13 +145,19 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
         return (f"On {title}, no subset arm with Q ≥ {rules.q_high:g} has both phases converged{why}, so how close "
                 "its minimum is cannot be judged at this budget.")
     loss, acc = usable["loss_verdict"].tolist(), usable["acc_verdict"].tolist()
-    return (f"On {title}, of {len(usable)} subset arms with Q ≥ {rules.q_high:g} and converged phases, "
-            f"{_count(loss, 'equal')} sit within 10 % of the full-set minimum in training loss "
-            f"({_count(loss, 'worse')} are farther, the rest inconclusive; ratios "
-            f"{usable['ratio'].min():.2f}× to {usable['ratio'].max():.2f}×, excess "
-            f"{usable['excess_nats'].min():.3f} to {usable['excess_nats'].max():.3f} nats), and "
-            f"{_count(acc, 'equal')} within 0.3 points in test accuracy ({_count(acc, 'worse')} worse; gaps "
-            f"{100 * usable['acc_gap'].min():+.2f} to {100 * usable['acc_gap'].max():+.2f} points).")
+    n = len(usable)
+    return (f"On {title}, {n} subset arm{'s' if n != 1 else ''} with Q ≥ {rules.q_high:g} "
+            f"ha{'ve' if n != 1 else 's'} both phases converged: in training loss {_count(loss, 'equal')} "
+            f"within 10 % of the full-set minimum, {_count(loss, 'worse')} farther and the rest inconclusive (ratio "
+            f"{_span(usable['ratio'], '{:.3g}×')}, excess {_span(usable['excess_nats'], '{:.3g}')} nats); in test "
+            f"accuracy {_count(acc, 'equal')} within 0.3 points, {_count(acc, 'worse')} worse and the rest "
+            f"inconclusive (gap {_span(100 * usable['acc_gap'], '{:+.2f}')} points).")
+
+
+def _span(values: pd.Series, fmt: str) -> str:
+    """'a to b', or 'a' where every value prints the same."""
+    low, high = fmt.format(values.min()), fmt.format(values.max())
+    return low if low == high else f"{low} to {high}"
 
 
 def equal_compute_arm_text(arm: pd.Series) -> str:

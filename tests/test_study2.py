@@ -99,6 +99,15 @@ def test_a_close_subset_minimum_is_equal_on_both_metrics():
     assert arm["excess_nats"] == pytest.approx(0.001)
 
 
+def test_a_closeness_answer_with_one_converged_arm_names_its_numbers_once():
+    runs, curves = closeness_case(converged_conventional=True)
+    by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves)))
+    sentence = study2_report.closeness_sentence(by_arm, "MNIST")
+    assert sentence.startswith("On MNIST, 1 subset arm with Q ≥ 3 has both phases converged: in training loss 1 "
+                               "within 10 % of the full-set minimum, 0 farther")
+    assert "(ratio 1.05×, excess 0.001 nats)" in sentence and " to " not in sentence  # one arm: one value
+
+
 def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
     runs, curves = closeness_case(converged_conventional=True)
     points = study2_analysis.closeness_points(study2_analysis.closeness(minima_of(runs, curves)))
