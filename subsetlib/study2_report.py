@@ -149,14 +149,15 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
     return (f"On {title}, {n} subset arm{'s' if n != 1 else ''} with Q ≥ {rules.q_high:g} "
             f"ha{'ve' if n != 1 else 's'} both phases converged: in training loss {_count(loss, 'equal')} "
             f"within 10 % of the full-set minimum, {_count(loss, 'worse')} farther and the rest inconclusive (ratio "
-            f"{_span(usable['ratio'], '{:.3g}×')}, excess {_span(usable['excess_nats'], '{:.3g}')} nats); in test "
-            f"accuracy {_count(acc, 'equal')} within 0.3 points, {_count(acc, 'worse')} worse and the rest "
-            f"inconclusive (gap {_span(100 * usable['acc_gap'], '{:+.2f}')} points).")
+            f"{_span(usable['ratio'], lambda x: significant(x) + '×')}, excess "
+            f"{_span(usable['excess_nats'], '{:.3f}'.format)} nats); in test accuracy {_count(acc, 'equal')} "
+            f"within 0.3 points, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
+            f"{_span(100 * usable['acc_gap'], '{:+.2f}'.format)} points).")
 
 
-def _span(values: pd.Series, fmt: str) -> str:
-    """'a to b', or 'a' where every value prints the same."""
-    low, high = fmt.format(values.min()), fmt.format(values.max())
+def _span(values: pd.Series, text) -> str:
+    """'a to b', or 'a' where every value prints the same (``text``: a number in words)."""
+    low, high = text(values.min()), text(values.max())
     return low if low == high else f"{low} to {high}"
 
 

@@ -39,8 +39,11 @@ def significant(value: float, figures: int = 3) -> str:
     """``value`` to ``figures`` significant figures, never in e-notation (3,260, not 3.26e+03; 0.000314)."""
     if value == 0:
         return "0"
-    decimals = figures - 1 - math.floor(math.log10(abs(value)))
-    return f"{round(value, decimals):,.{max(0, decimals)}f}"
+    def decimals(x: float) -> int:
+        return figures - 1 - math.floor(math.log10(abs(x)))
+
+    rounded = round(value, decimals(value))  # 0.9996 rounds to 1.00, whose figures start one place earlier
+    return f"{rounded:,.{max(0, decimals(rounded))}f}"
 
 
 def _numbers(values: pd.Series) -> bool:

@@ -42,6 +42,7 @@ def test_table_keeps_text_and_three_significant_figures():
 def test_significant_figures_never_use_e_notation():
     """An interval from two seeds spans decades ('[0.000314, 3.26e+03]' was printed on the front page)."""
     assert [tables.significant(x) for x in (3256.4, 0.000314159, 1.0, 21.04)] == ["3,260", "0.000314", "1.00", "21.0"]
+    assert [tables.significant(x) for x in (0.99962, 999.6)] == ["1.00", "1,000"]  # rounding up adds a digit
 
 
 def test_a_column_of_whole_numbers_prints_integers_even_with_digits():
