@@ -281,9 +281,19 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
         if a["design"].widths:
             for _, r in qf.iterrows():
                 add("Q, not the fraction, decides how close a subset minimum is", "our inference", dataset,
-                    r["metric"], r["verdict"], f"mismatch at equal Q {r['at_equal_q']:.3g} vs at equal fraction "
-                    f"{r['at_equal_fraction']:.3g} ({r['widths']} widths)" if r["widths"] else "no converged pairs")
+                    r["metric"], r["verdict"], q_or_fraction_numbers(r))
     return pd.DataFrame(rows)
+
+
+def q_or_fraction_numbers(row: pd.Series) -> str:
+    """The numbers behind a Q-or-fraction verdict (a row of ``q_or_fraction``), or why there are none."""
+    widths = int(row["widths"])
+    if not widths:
+        return "no converged pairs"
+    if not (math.isfinite(row["at_equal_q"]) and math.isfinite(row["at_equal_fraction"])):
+        return f"the {widths} widths with converged pairs share no range of Q or of the fraction"
+    return (f"mismatch at equal Q {row['at_equal_q']:.3g} vs at equal fraction {row['at_equal_fraction']:.3g} "
+            f"({widths} widths with converged pairs)")
 
 
 WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}

@@ -539,3 +539,14 @@ def test_the_tracks_phase_table_lists_full_set_lbfgs_first_then_each_arms_phases
     assert table["verdict"].iloc[2] == "converged" and table["verdict"].iloc[3] == "not converged"
     assert list(table["why"].iloc[:4]) == ["stall: no decrease found"] * 2 + ["gradient below tolerance",
                                                                               "iteration budget"]
+
+
+def test_q_or_fraction_numbers_never_print_nan():
+    """Fashion-MNIST's two widths with converged pairs shared no range: the claims table printed 'nan vs nan'."""
+    row = pd.Series({"widths": 2, "at_equal_q": math.nan, "at_equal_fraction": math.nan})
+    assert study2_report.q_or_fraction_numbers(row) == ("the 2 widths with converged pairs share no range of Q or "
+                                                        "of the fraction")
+    assert study2_report.q_or_fraction_numbers(pd.Series({**row, "widths": 0})) == "no converged pairs"
+    row = pd.Series({"widths": 3, "at_equal_q": 0.31, "at_equal_fraction": 1.24})
+    assert study2_report.q_or_fraction_numbers(row) == ("mismatch at equal Q 0.31 vs at equal fraction 1.24 (3 widths "
+                                                        "with converged pairs)")
