@@ -69,9 +69,8 @@ def _ratio_text(test: verdicts.Paired) -> str:
             f"{significant(math.exp(test.high))}], n = {test.n}")
 
 
-PAIRED_COLUMNS = {"ratio_text": "full-set loss ÷ reference", "excess_nats": "excess loss (nats)",
-                  "loss_verdict": "loss verdict", "acc_text": "test accuracy − reference (points)",
-                  "acc_verdict": "accuracy verdict"}
+PAIRED_COLUMNS = {"ratio_text": "loss ÷ reference", "excess_nats": "excess loss (nats)", "loss_verdict": "loss verdict",
+                  "acc_text": "accuracy gap (points)", "acc_verdict": "accuracy verdict"}
 
 
 def _paired_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +90,7 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table["excess_text"] = [f"{x:.4f}" if u else "no converged pairs"
                             for x, u in zip(table["excess_nats"], table["usable"], strict=True)]
     paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}
-    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "seeds with both phases converged", **paired}
+    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "converged seeds", **paired}
     return table, columns, {"Q": 2}
 
 
