@@ -86,9 +86,9 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table["width"] = [width_text(m, p) for m, p in zip(table["model"], table["P"], strict=True)]
     table["arm"] = table["fraction"].map(arm_text)
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
-    # an arm without converged pairs has no excess loss: say why, not "not reached"
-    table["excess_text"] = [f"{x:.4f}" if u else "no converged pairs"
-                            for x, u in zip(table["excess_nats"], table["usable"], strict=True)]
+    table["excess_text"] = table["excess_nats"].map("{:.4f}".format)
+    # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
+    table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
     paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}
     columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "converged seeds", **paired}
     return table, columns, {"Q": 2}

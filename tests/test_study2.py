@@ -449,6 +449,10 @@ def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
     by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves)))
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
+    table, columns, _ = study2_report.closeness_table(by_arm)
+    row = table.iloc[0]
+    assert (row["converged"], row["loss_verdict"]) == ("0 of 3", "not converged")
+    assert {row[c] for c in ("ratio_text", "excess_text", "acc_text")} == {"–"}  # no numbers, and no "nan"
 
 
 def test_the_answer_reports_the_second_order_tracks_runs_so_far():
