@@ -87,6 +87,8 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table["arm"] = table["fraction"].map(arm_text)
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
     table["excess_text"] = table["excess_nats"].map("{:.4f}".format)
+    # the converged seeds have their own column: no ", n = 2" in every cell
+    table[["ratio_text", "acc_text"]] = table[["ratio_text", "acc_text"]].replace(r",? \(?n = \d+\)?$", "", regex=True)
     # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
     table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
     paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}

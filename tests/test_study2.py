@@ -449,6 +449,9 @@ def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
     by_arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves)))
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
+    converged, _, _ = study2_report.closeness_table(study2_analysis.closeness_by_arm(study2_analysis.closeness(
+        minima_of(*closeness_case(converged_conventional=True)))))
+    assert converged.iloc[0]["ratio_text"] == "1.05× [1.05, 1.05]"  # n is in the converged-seeds column
     table, columns, _ = study2_report.closeness_table(by_arm)
     row = table.iloc[0]
     assert (row["converged"], row["loss_verdict"]) == ("0 of 3", "not converged")
