@@ -17,11 +17,10 @@ def claims_of(study_name: str, results_dir: str, cifar_results_dir: str, pages: 
     """The first study's claims table from its stored runs (a missing run would be trained: its grid stores them
     all), with what its claims page shows besides: the analyses per dataset, their budgets and every run read."""
     config = study_config(study_name)
-    per_dataset = {}
-    for dataset in config.datasets:
-        ds = data.load(dataset, device=device)
-        per_dataset[dataset] = study.analyse(*results.load_runs(results_dir, study.hypothesis_arms(ds, config,
-                                                                                                  results_dir)))
+    loaded = {dataset: data.load(dataset, device=device) for dataset in config.datasets}
+    per_dataset = {dataset: study.analyse(*results.load_runs(results_dir,
+                                                             study.hypothesis_arms(ds, config, results_dir)))
+                   for dataset, ds in loaded.items()}
     budgets = dict.fromkeys(config.datasets, config.scale_text())
     if cifar_results_dir and (Path(cifar_results_dir) / "runs").is_dir():  # its own grid, grids/study-cifar.yaml
         cifar = study.analyse(results.load(cifar_results_dir), results.load(cifar_results_dir, "curves"))
@@ -30,7 +29,7 @@ def claims_of(study_name: str, results_dir: str, cifar_results_dir: str, pages: 
     # The switch points (on the first dataset) join the time-to-target verdicts: the shortest subset phase decides
     # whether "a tenth" was possible at all in this design.
     first = config.datasets[0]
-    ds = data.load(first, device=device)
+    ds = loaded[first]
     best = study.best_fraction(per_dataset[first]["costs"])
     switch_runs, switch_curves = results.load_runs(results_dir, study.switch_arms(ds, config, best, results_dir))
     switch_costs = accounting.time_to_target(switch_runs, switch_curves, per_dataset[first]["goals"])
