@@ -81,14 +81,18 @@ def minima(runs: pd.DataFrame, curves: pd.DataFrame, pairs: pd.DataFrame) -> pd.
     return pd.DataFrame(rows)
 
 
+def _caps(dataset: str) -> tuple[int | None, int | None]:
+    """The design's two caps on a dataset's ladders (none for a dataset without a v2 design)."""
+    design = DESIGNS.get(dataset)
+    return (design.max_doublings, design.long_doublings) if design else (None, None)
+
+
 def progress(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
     """While the grid runs: every budget-doubling pair stored so far, per dataset (no training, no verdicts). Only
     study v2's runs count (cosine schedule, its protocols), whatever else the folder holds."""
     schedule = runs["lr_schedule"] if "lr_schedule" in runs else pd.Series("constant", index=runs.index)
     runs = runs[(schedule == "cosine") & runs["protocol"].isin(["conventional", "subset", "subset-phase"])]
-    frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules,
-                      *((DESIGNS[dataset].max_doublings, DESIGNS[dataset].long_doublings) if dataset in DESIGNS
-                        else (None, None))).assign(dataset=dataset)
+    frames = [ladders(r, curves[curves["run_id"].isin(r["run_id"])], rules, *_caps(dataset)).assign(dataset=dataset)
               for dataset, r in runs.groupby("dataset", sort=False)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

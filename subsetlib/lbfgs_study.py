@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from subsetlib.registry import dataset_title
 from subsetlib.studies import Design
 from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
 from subsetlib.study2_answer import TrackAnswer
@@ -49,14 +50,20 @@ class LbfgsDesign:
 
     def scale_text(self) -> str:
         """The track's budget in words, for the front page's "Scale:" line."""
-        return (f"second-order track: {self.name}, {self.model}, {len(self.seeds)} seeds; full-batch L-BFGS "
-                f"{self.full_iterations} iterations on the full set, or {self.subset_iterations} on a subset then "
-                f"{self.finetune_iterations} on the full set; Adam's ladder from {self.adam_epochs} epochs")
+        return (f"second-order track: {self.title} ({self.name}), {self.model}, {len(self.seeds)} seeds; "
+                f"full-batch L-BFGS {self.full_iterations} iterations on the full set, or {self.subset_iterations} on "
+                f"a subset then {self.finetune_iterations} on the full set; "
+                f"Adam's ladder from {self.adam_epochs} epochs")
 
     @property
     def name(self) -> str:
         """The dataset name of the track's full set (``subsets.reduced`` names it so)."""
         return f"{self.dataset}-{self.train_size}-{self.test_size}"
+
+    @property
+    def title(self) -> str:
+        """The track's full set as prose names it: 'MNIST, 12,000 training examples'."""
+        return f"{dataset_title(self.dataset)}, {self.train_size:,} training examples"
 
     def adam(self) -> Design:
         """The Adam arm as a study2 design without subset arms: its conventional ladder only."""
@@ -179,7 +186,7 @@ def progress_bullet(phases: pd.DataFrame, d: LbfgsDesign) -> str:
     full = phases[phases["protocol"] == "lbfgs-full"]
     drops = (100 * (1 - full["loss_end"] / full["loss_half"])).round().astype(int)
     fell = f"{drops.min()}" if drops.min() == drops.max() else f"{drops.min()}–{drops.max()}"
-    return (f"- Second-order track ({d.name}, {d.model}): full-set L-BFGS converged in {int(full['converged'].sum())} "
+    return (f"- Second-order track ({d.title}, {d.model}): full-set L-BFGS converged in {int(full['converged'].sum())} "
             f"of {len(full)} seed{'s' if len(full) != 1 else ''} stored so far; over the second half of its "
             f"{d.full_iterations} iterations the training loss still fell {fell} %.")
 
@@ -298,7 +305,7 @@ def claims(a: dict) -> pd.DataFrame:
                      "metric": metric, "verdict": tenth_claim(arms["verdict"].tolist()),
                      "numbers": "; ".join(f"{arm_text(r['fraction'])} first: {_ratio_text(r)}, {r['verdict']}"
                                           for _, r in arms.iterrows())})
-    return pd.DataFrame(rows).assign(dataset=f"{d.name} (second-order track)")
+    return pd.DataFrame(rows).assign(dataset=f"{d.title} (second-order track)")
 
 
 def answer(a: dict) -> str:
@@ -318,17 +325,18 @@ def _answers(a: dict) -> tuple[str, str]:
     tenth or less"; and Adam's)."""
     d, phases, summary = a["design"], a["phases"], a["summary"]
     full = phases[phases["protocol"] == "lbfgs-full"]
-    close = closeness_sentence(a["close_by_arm"], f"{d.name} with L-BFGS ({d.model})")
+    close = closeness_sentence(a["close_by_arm"], f"{d.title}, with L-BFGS ({d.model})")
     bullets = []
-    for metric, target in (("train_loss", "its training loss (within 10 %)"),
-                           ("test_acc", "its test accuracy (within 0.3 points)")):
+    within = {"train_loss": f"its training loss (within {100 * (math.exp(d.rules.loss_margin) - 1):.2g} %)",
+              "test_acc": f"its test accuracy (within {100 * d.rules.acc_margin:g} points)"}
+    for metric, target in within.items():
         arms = a["tenth"][a["tenth"]["metric"] == metric]
         adam = summary[(summary["metric"] == metric) & (summary["arm"].str.startswith("Adam"))]
         texts = [f"{arm_text(r['fraction'])} first (Q = {r['Q']:.2g}): {_ratio_text(r)}, {r['verdict']}"
                  for _, r in arms.sort_values("fraction", ascending=False).iterrows()]
         texts += [f"Adam: {_ratio_text(r)}" for _, r in adam.iterrows()]
         bullets.append(f"- to {target}:\n" + "\n".join(f"  - {text}" for text in texts))
-    saving = (f"On {d.name} with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
+    saving = (f"On {d.title}, with {d.model}, full-batch L-BFGS on the full set converged by the track's rule in "
               f"{int(full['converged'].sum())} of {len(full)} seeds. FLOPs to reach its result, as a multiple of "
               f"what full-set L-BFGS paid, with the verdict on *a tenth or less*:\n\n" + "\n".join(bullets))
     return close, saving

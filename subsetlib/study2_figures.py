@@ -79,7 +79,7 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     present.legend(ax_acc, below=True)
     points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
     d = a["design"]
-    caption = (f"{d.name}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
+    caption = (f"{d.title}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
                f"FLOPs, mean over the seeds of {present.runs_text(points)} (each seed's curve interpolated to equal "
                f"FLOPs, drawn as far as every seed reached). Black solid: L-BFGS on the full set; colours: L-BFGS on a "
                f"subset first (by fraction); black dotted: Adam's runs (every run of its ladder). "

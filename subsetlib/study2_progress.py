@@ -40,7 +40,6 @@ def so_far(design_dirs: dict[str, str], track: str | None, track_dir: str, devic
             "track": track_analysis, "track_progress": track_progress}
 
 
-
 def claims_so_far(now: dict) -> pd.DataFrame:
     """The claims table of what is in (``so_far``'s designs whose every run is stored, and the second-order track
     once all its runs are): one row per claim, dataset and metric, with its verdict and the numbers behind it."""

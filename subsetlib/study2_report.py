@@ -59,40 +59,39 @@ def width_text(model: str, p: int) -> str:
     return f"{model} (P = {int(p):,})"
 
 
-def _ratio_text(test: verdicts.Paired) -> str:
+def _ratio_text(test: verdicts.Paired, with_n: bool = True) -> str:
     """A paired log ratio as a ratio with its interval, three significant digits kept: '1.00× [0.957, 1.04], n = 10'."""
     if test.n == 0:
         return "no converged pairs"
     if test.n == 1 or not math.isfinite(test.low):
-        return f"{significant(math.exp(test.mean))}× (n = {test.n})"
+        return f"{significant(math.exp(test.mean))}×" + (f" (n = {test.n})" if with_n else "")
     return (f"{significant(math.exp(test.mean))}× [{significant(math.exp(test.low))}, "
-            f"{significant(math.exp(test.high))}], n = {test.n}")
+            f"{significant(math.exp(test.high))}]" + (f", n = {test.n}" if with_n else ""))
 
 
 PAIRED_COLUMNS = {"ratio_text": "loss ÷ reference", "excess_nats": "excess loss (nats)", "loss_verdict": "loss verdict",
                   "acc_text": "accuracy gap (points)", "acc_verdict": "accuracy verdict"}
 
 
-def _paired_columns(table: pd.DataFrame) -> pd.DataFrame:
+def _paired_columns(table: pd.DataFrame, with_n: bool = True) -> pd.DataFrame:
     table = table.copy()
-    table["ratio_text"] = table["loss"].map(_ratio_text)
-    table["acc_text"] = table["acc"].map(lambda t: t.text(100, "", 2) if t.n else "no converged pairs")
+    table["ratio_text"] = table["loss"].map(lambda t: _ratio_text(t, with_n))
+    table["acc_text"] = table["acc"].map(lambda t: t.text(100, "", 2, with_n) if t.n else "no converged pairs")
     return table
 
 
 def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 1 per arm, for ``tables.table``: (rows, columns, digits)."""
-    table = _paired_columns(by_arm)
-    table["width"] = [width_text(m, p) for m, p in zip(table["model"], table["P"], strict=True)]
-    table["arm"] = table["fraction"].map(arm_text)
+    """Question 1 per arm, for ``tables.table``: (rows, columns, digits). A width is named by its P (the figure's key
+    names the model): nine columns fit the page only with short cells."""
+    table = _paired_columns(by_arm, with_n=False)  # the converged seeds have a column of their own
+    table["P"] = table["P"].astype(int)
+    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
-    table["excess_text"] = table["excess_nats"].map("{:.4f}".format)
-    # the converged seeds have their own column: no ", n = 2" in every cell
-    table[["ratio_text", "acc_text"]] = table[["ratio_text", "acc_text"]].replace(r",? \(?n = \d+\)?$", "", regex=True)
+    table["excess_text"] = table["excess_nats"].map(lambda x: significant(x) if math.isfinite(x) else "–")
     # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
     table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
     paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}
-    columns = {"width": "width", "arm": "subset", "Q": "Q", "converged": "converged seeds", **paired}
+    columns = {"P": "P (width)", "subset": "subset", "Q": "Q", "converged": "converged seeds", **paired}
     return table, columns, {"Q": 2}
 
 
@@ -149,10 +148,10 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
     n = len(usable)
     return (f"On {title}, {n} subset arm{'s' if n != 1 else ''} with Q ≥ {rules.q_high:g} "
             f"ha{'ve' if n != 1 else 's'} both phases converged: in training loss {_count(loss, 'equal')} "
-            f"within 10 % of the full-set minimum, {_count(loss, 'worse')} farther and the rest inconclusive (ratio "
-            f"{_span(usable['ratio'], lambda x: significant(x) + '×')}, excess "
-            f"{_span(usable['excess_nats'], '{:.3f}'.format)} nats); in test accuracy {_count(acc, 'equal')} "
-            f"within 0.3 points, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
+            f"within {100 * (math.exp(rules.loss_margin) - 1):.2g} % of the full-set minimum, {_count(loss, 'worse')} "
+            f"farther and the rest inconclusive (ratio {_span(usable['ratio'], lambda x: significant(x) + '×')}, "
+            f"excess {_span(usable['excess_nats'], significant)} nats); in test accuracy {_count(acc, 'equal')} "
+            f"within {100 * rules.acc_margin:g} points, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
             f"{_span(100 * usable['acc_gap'], '{:+.2f}'.format)} points).")
 
 

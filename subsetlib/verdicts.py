@@ -57,14 +57,15 @@ class Paired:
     n: int
     verdict: str
 
-    def text(self, scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
-        """'+0.12 [−0.03, +0.27] pt, n = 5': the numbers behind the verdict, for tables."""
+    def text(self, scale: float = 1.0, unit: str = "", digits: int = 2, with_n: bool = True) -> str:
+        """'+0.12 [−0.03, +0.27] pt, n = 5': the numbers behind the verdict, for tables (``with_n=False`` where a
+        column of its own gives n)."""
         if self.n == 0:
             return "no pairs"
         if self.n == 1:
-            return f"{scale * self.mean:+.{digits}f}{unit} (n = 1)"
+            return f"{scale * self.mean:+.{digits}f}{unit}" + (" (n = 1)" if with_n else "")
         return (f"{scale * self.mean:+.{digits}f} [{scale * self.low:+.{digits}f}, {scale * self.high:+.{digits}f}]"
-                f"{unit}, n = {self.n}")
+                f"{unit}" + (f", n = {self.n}" if with_n else ""))
 
 
 def paired(differences: Sequence[float], margin: float, higher_is_better: bool, rules: Rules = RULES) -> Paired:

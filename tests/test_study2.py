@@ -105,7 +105,10 @@ def test_a_closeness_answer_with_one_converged_arm_names_its_numbers_once():
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert sentence.startswith("On MNIST, 1 subset arm with Q ≥ 3 has both phases converged: in training loss 1 "
                                "within 10 % of the full-set minimum, 0 farther")
-    assert "(ratio 1.05×, excess 0.001 nats)" in sentence and " to " not in sentence  # one arm: one value
+    assert "(ratio 1.05×, excess 0.00100 nats)" in sentence and " to " not in sentence  # one arm: one value
+    wider = dataclasses.replace(verdicts.RULES, loss_margin=math.log(1.2), acc_margin=0.005)  # margins in words
+    sentence = study2_report.closeness_sentence(by_arm, "MNIST", wider)
+    assert "within 20 % of the full-set minimum" in sentence and "within 0.5 points" in sentence
 
 
 def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
