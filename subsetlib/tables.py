@@ -108,6 +108,8 @@ TABLE_STYLES = [
 
 
 TEXT_COLUMN = "text-align:left;white-space:normal;min-width:6em"
+SHORT_TEXT = 10  # a text column whose cells are all this short ("1/4", "0 of 5") keeps its natural width, unwrapped
+SHORT_TEXT_COLUMN = "text-align:left;white-space:nowrap"
 
 
 class Table(Styler):
@@ -160,7 +162,10 @@ def table(df: pd.DataFrame, columns: Mapping[str, str], *, digits: Mapping[str, 
         if values and all(is_number_text(c) for c in values):
             cells = [c.replace(" ", "\u00a0") if is_number_text(c) else c for c in cells]
         else:
-            styles.append({"selector": f".col{i}", "props": TEXT_COLUMN})
+            short = all(len(c) <= SHORT_TEXT for c in cells)
+            styles += ([{"selector": f".col{i}", "props": TEXT_COLUMN}] if not short else  # its header may wrap
+                       [{"selector": f"td.col{i}", "props": SHORT_TEXT_COLUMN},
+                        {"selector": f"th.col{i}", "props": "text-align:left"}])
         shown[header] = cells
     styler = Table(shown)
     styler.csv = df.reset_index(drop=True)  # every column behind the cells: the means and spreads as numbers

@@ -196,6 +196,15 @@ def test_table_cells_never_break_inside_numbers_and_text_is_left_aligned():
     assert 'class="subsetlib-table-box" style="max-width:100%;overflow-x:auto"' in html
 
 
+def test_a_short_text_column_keeps_its_natural_width_and_its_header_wraps():
+    df = pd.DataFrame({"subset": ["1/4", "1/128"], "seeds": ["0 of 5", "2 of 3"], "verdict": ["not converged", "-"]})
+    html = tables.table(df, {"subset": "subset", "seeds": "converged seeds", "verdict": "verdict"}).to_html()
+    for i in (0, 1):  # short cells never wrap, and no minimum width pads them
+        assert "white-space: nowrap" in re.search(rf"td\.col{i} \{{([^}}]*)\}}", html).group(1)
+        assert "text-align: left" in re.search(rf"th\.col{i} \{{([^}}]*)\}}", html).group(1)
+    assert "min-width: 6em" in re.search(r"\.col2 \{([^}]*)\}", html).group(1)  # "not converged" may wrap
+
+
 def test_a_plus_minus_without_spread_is_refused():
     with pytest.raises(ValueError, match="without a spread"):
         tables.table(pd.DataFrame({"acc": ["1.02 ± –", "0.98 ± 0.01"]}), {"acc": "accuracy"})
