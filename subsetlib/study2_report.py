@@ -55,10 +55,6 @@ def convergence_text(pairs: pd.DataFrame, d: Design) -> str:
             f"seed's conventional ladder converged (plan amendment of 2026-12-05).\n\n" + "\n".join(order))
 
 
-def width_text(model: str, p: int) -> str:
-    return f"{model} (P = {int(p):,})"
-
-
 def _ratio_text(test: verdicts.Paired, with_n: bool = True) -> str:
     """A paired log ratio as a ratio with its interval, three significant digits kept: '1.00× [0.957, 1.04], n = 10'."""
     if test.n == 0:
@@ -201,8 +197,11 @@ def width_advice(close: pd.DataFrame) -> str:
     return "On the same subset:\n\n" + "\n".join(sorted(lines, reverse=True))
 
 
-def _cost_text(ratio: float) -> str:
-    return f"{ratio:.2f}×" if math.isfinite(ratio) else "not reached"
+def _cost_text(ratio: float, low: float = math.nan, high: float = math.nan) -> str:
+    """'0.53× [0.40, 0.70]', or 'not reached'."""
+    if not math.isfinite(ratio):
+        return "not reached"
+    return f"{ratio:.2f}×" + (f" [{significant(low)}, {significant(high)}]" if math.isfinite(low) else "")
 
 
 CLAIMS_COLUMNS = {"claim": "claim", "source": "source", "dataset": "dataset", "metric": "metric",
@@ -234,12 +233,26 @@ def closeness_claims(by_arm: pd.DataFrame, col: str, rules: Rules = RULES) -> li
         q_v = "refuted"
     else:
         q_v = close_v
-    high_text = "; ".join(f"{width_text(r['model'], r['P'])} {arm_text(r['fraction'])} (Q {r['Q']:.2g}): {r[col]}"
-                          for _, r in high.iterrows())
-    low_text = "; ".join(f"{arm_text(r['fraction'])} at {r['model']} (Q {r['Q']:.2g}): {r[col]}"
-                         for _, r in low.iterrows())
-    return [(CLOSE_CLAIM, "abstract", close_v, high_text or "no arm with Q ≥ 3"),
-            (Q_CLAIM, "abstract", q_v, f"Q ≥ 3: {close_v}; Q < 1: {low_text or 'no arm'}")]
+    return [(CLOSE_CLAIM, "abstract", close_v, _arms_text(high, col) or "no arm with Q ≥ 3"),
+            (Q_CLAIM, "abstract", q_v, f"Q ≥ 3: {close_v}; Q < 1: {_arms_text(low, col) or 'no arm'}")]
+
+
+def _interval_text(arm: pd.Series, col: str) -> str:
+    """The paired interval behind an arm's verdict on one metric (``col``: its loss or accuracy verdict)."""
+    return _ratio_text(arm["loss"]) if col == "loss_verdict" else arm["acc"].text(100, " pt", 2)
+
+
+def _arms_text(arms: pd.DataFrame, col: str) -> str:
+    """Each arm with converged pairs: its verdict and the interval behind it; the arms without any, once per verdict
+    ('not converged: 1/8 at P = 3,586 (Q 21), …')."""
+    def where(r: pd.Series) -> str:
+        return f"{arm_text(r['fraction']).removeprefix('subset ')} at P = {int(r['P']):,} (Q {r['Q']:.2g})"
+
+    usable = arms["usable"] > 0
+    parts = [f"{where(r)}: {r[col]} ({_interval_text(r, col)})" for _, r in arms[usable].iterrows()]
+    parts += [f"{verdict}: {', '.join(where(r) for _, r in group.iterrows())}"
+              for verdict, group in arms[~usable].groupby(col, sort=False)]
+    return "; ".join(parts)
 
 
 def tenth_claim(arm_verdicts: list[str]) -> str:
@@ -271,11 +284,11 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
             equal_v = ("reproduced" if eq_col.isin(["equal", "better"]).any() else
                        "refuted" if len(eq_col) and (eq_col == "worse").all() else "inconclusive")
             add("Results equal to conventional training (equal compute)", "abstract", dataset, metric, equal_v,
-                "; ".join(f"{arm_text(r['fraction'])}: {r[col]}" for _, r in eq.iterrows()))
+                "; ".join(f"{arm_text(r['fraction'])}: {r[col]} ({_interval_text(r, col)})" for _, r in eq.iterrows()))
             tenth = a["tenth"][a["tenth"]["metric"] == ("train_loss" if metric == "training loss" else "test_acc")]
             add("Compute to conventional quality reduced to a tenth or less", "abstract", dataset, metric,
                 tenth_claim(tenth["verdict"].tolist()),
-                "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'])} ({r['verdict']})"
+                "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'], r['low'], r['high'])} ({r['verdict']})"
                           for _, r in tenth.iterrows()))
         qf = a["q_or_fraction"]
         if a["design"].widths:

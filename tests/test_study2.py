@@ -401,8 +401,9 @@ def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
 
 
 def by_arm(*arms: tuple[float, str, int]) -> pd.DataFrame:
-    """Arms of one width as (Q, loss verdict, seeds usable)."""
-    return pd.DataFrame([{"model": "m", "P": 1000, "fraction": q / 10, "Q": q, "usable": usable, "loss_verdict": v}
+    """Arms of one width as (Q, loss verdict, seeds usable); a usable arm's paired log ratio is log 1.05 ± 0.02."""
+    return pd.DataFrame([{"model": "m", "P": 1000, "fraction": q / 10, "Q": q, "usable": usable, "loss_verdict": v,
+                          "loss": verdicts.Paired(math.log(1.05), math.log(1.03), math.log(1.07), usable, v)}
                          for q, v, usable in arms])
 
 
@@ -418,6 +419,15 @@ def test_the_minima_claims_need_a_close_arm_at_high_q(arms, close, threshold):
     (_, _, close_v, _), (_, _, q_v, numbers) = study2_report.closeness_claims(by_arm(*arms), "loss_verdict")
     assert (close_v, q_v) == (close, threshold)
     assert numbers.startswith(f"Q ≥ 3: {close}; Q < 1: ")
+
+
+def test_the_minima_claims_give_the_interval_behind_each_verdict_and_list_unconverged_arms_once():
+    arms = by_arm((6.0, "inconclusive at 2 seeds", 2), (5.0, "not converged", 0), (4.0, "not converged", 0),
+                  (0.8, "worse", 5))
+    (_, _, _, high), (_, _, _, q_numbers) = study2_report.closeness_claims(arms, "loss_verdict")
+    assert high == ("0.6 at P = 1,000 (Q 6): inconclusive at 2 seeds (1.05× [1.03, 1.07], n = 2); "
+                    "not converged: 1/2 at P = 1,000 (Q 5), 0.4 at P = 1,000 (Q 4)")
+    assert q_numbers.endswith("Q < 1: 0.08 at P = 1,000 (Q 0.8): worse (1.05× [1.03, 1.07], n = 5)")
 
 
 def test_the_second_order_track_judges_closeness_only_where_both_lbfgs_phases_converged():
