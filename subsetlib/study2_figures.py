@@ -1,7 +1,7 @@
-"""Study v2's two equal-compute figures, drawn once for the page that owns them and for the front page's answer:
-the mini-batch arms of a design (``equal_compute``) and the second-order track (``lbfgs_track``). Each returns
-(figure, caption, data) for ``present.show``; the caption's scale is the design's, so that its counts of seeds are
-those of the data drawn.
+"""Study v2's figures that the front page may show: the two equal-compute figures, drawn once for the page that owns
+them and for the front page's answer (the mini-batch arms of a design, ``equal_compute``; the second-order track,
+``lbfgs_track``), and the conventional ladders so far (``ladder_progress``). Each returns (figure, caption, data) for
+``present.show``; the caption's scale is the design's, so that its counts of seeds are those of the data drawn.
 """
 
 import numpy as np
@@ -9,6 +9,28 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from subsetlib import present
+from subsetlib.verdicts import RULES, Rules
+
+
+def ladder_progress(points: pd.DataFrame, rules: Rules = RULES) -> tuple[Figure, str, pd.DataFrame]:
+    """How much doubling each conventional budget still lowered the training loss (``ladders.ladder_points``): one
+    point per seed and budget, one colour per dataset and width, the rule's line."""
+    fig, ax = present.figure(1, height=3.0)
+    for arm, line in points.groupby("arm", sort=False):
+        ax.plot(line["budget"], line["drop_pct"], ls="none", marker="o", alpha=0.8, label=arm)
+    rule = 100 * rules.converge_rel
+    ax.axhline(rule, color="grey", ls="--", lw=1, label=f"rule: under {rule:g} % is converged")
+    ax.set_ylim(min(0.0, points["drop_pct"].min()) - 2, max(rule, points["drop_pct"].max()) + 5)
+    budgets = sorted(points["budget"].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [f"{b:g}" for b in budgets], minor=False)
+    ax.minorticks_off()
+    ax.set(xlabel="conventional budget B (epochs)", ylabel="training loss lower at 2B (%)")
+    present.legend(ax, below=True)  # inside, the key covered the points of the longer budgets
+    caption = ("How much doubling the conventional budget still lowered the training loss, one point per seed and "
+               f"budget: {present.runs_text(points)}, the runs on B (each also compared with its run on 2B). Above the "
+               "dashed line: not converged yet.")
+    return fig, caption, points
 
 
 def equal_compute(a: dict) -> tuple[Figure, str, pd.DataFrame]:
