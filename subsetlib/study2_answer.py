@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from subsetlib.studies import DESIGNS
-from subsetlib.study2_report import closeness_sentence, equal_compute_arm_text, q_or_fraction_sentence
+from subsetlib.study2_report import arm_text, closeness_sentence, equal_compute_arm_text, q_or_fraction_sentence
 from subsetlib.verdicts import RULES
 
 
@@ -53,7 +53,32 @@ def equal_compute_bullet(a: dict) -> str:
             f"conventional "
             f"training in training loss and {counted('acc_verdict')} in test accuracy"
             f"{', the others inconclusive' * open_}:")
-    return "\n".join([head] + [f"  - {equal_compute_arm_text(arm)}" for _, arm in eq.iterrows()])
+    return "\n".join([head] + [f"  - {equal_compute_arm_text(arm)}" for _, arm in eq.iterrows()]
+                     + [f"  - *Ahead, and where it stops:* {where_equality_stops(eq)}."])
+
+
+def where_equality_stops(eq: pd.DataFrame) -> str:
+    """Whether any equal-compute arm is ahead (``better`` on a metric), and down to which subset, from the largest,
+    every arm is at least equal (equal or better) on both metrics."""
+    better = eq[(eq["loss_verdict"] == "better") | (eq["acc_verdict"] == "better")]
+    ahead = (f"{', '.join(map(_arm, better.itertuples()))} ahead on at least one metric" if len(better) else
+             "no arm is ahead (better) on either metric")
+    word = "equal or better" if len(better) else "equal"
+    order = eq.sort_values("fraction", ascending=False)
+    held = (order["loss_verdict"].isin(["equal", "better"]) & order["acc_verdict"].isin(["equal", "better"])).tolist()
+    k = held.index(False) if False in held else len(held)
+    if k == len(order):
+        return f"{ahead}; every arm is {word} on both metrics down to the smallest subset run, {_arm(order.iloc[-1])}"
+    stop = order.iloc[k]
+    why = f"loss {stop['loss_verdict']}, accuracy {stop['acc_verdict']}"
+    if k == 0:
+        return f"{ahead}; already the largest subset run, {_arm(stop)}, is not shown {word} on both metrics ({why})"
+    return (f"{ahead}; every arm down to {_arm(order.iloc[k - 1])} is {word} on both metrics, {_arm(stop)} is not "
+            f"({why})")
+
+
+def _arm(arm) -> str:
+    return f"{arm_text(arm.fraction)} (Q = {arm.Q:.2g})"
 
 
 def _stages(d) -> str:
@@ -75,7 +100,7 @@ class TrackAnswer:
 
 
 QUESTIONS = ("How close is a subset's minimum to the full-set minimum, against Q and width?",
-             "At equal compute, is a subset arm ahead of conventional training?",
+             "At equal compute, is a subset arm ahead of conventional training, and where does that stop?",
              "With a full-batch second-order optimizer, how much compute does a subset save to reach its quality?")
 """The front page's three questions (the plan's), each answered from the verdicts of what is stored."""
 

@@ -522,12 +522,31 @@ def test_the_equal_compute_bullet_counts_its_verdicts_then_lists_each_arm():
     assert head == ("- MNIST, at 4 epoch-equivalents of training (the conventional arm's B), paired by seed: 1 of 3 "
                     "(1 worse) subset arms equal to conventional training in training loss and 0 of 3 in test "
                     "accuracy, the others inconclusive:")
+    *arms, stops = arms
     assert [arm.split(":")[0] for arm in arms] == ["  - subset 1/8 (Q = 21)", "  - subset 1/32 (Q = 5.2)",
                                                    "  - subset 1/256 (Q = 0.65)"]
+    assert stops == ("  - *Ahead, and where it stops:* no arm is ahead (better) on either metric; already the largest "
+                     "subset run, subset 1/8 (Q = 21), is not shown equal on both metrics (loss equal, accuracy "
+                     "inconclusive at 5 seeds).")
     assert "loss equal (1.00× [" in arms[0]  # three significant digits, trailing zeros kept
     staged = dataclasses.replace(D, equal_seeds=(3, 4))
     head = study2_answer.equal_compute_bullet({"equal_by_arm": eq, "design": staged, "title": "MNIST"})
     assert "paired by seed (5 seeds; 2 of them a second stage, added because 3 seeds left" in head
+
+
+@pytest.mark.parametrize(("loss", "acc", "says"), [
+    (["equal"] * 3, ["equal"] * 3, "no arm is ahead (better) on either metric; every arm is equal on both metrics "
+                                   "down to the smallest subset run, subset 1/256 (Q = 0.65)"),
+    (["equal", "equal", "inconclusive at 10 seeds"], ["equal", "equal", "worse"],
+     "every arm down to subset 1/32 (Q = 5.2) is equal on both metrics, subset 1/256 (Q = 0.65) is not (loss "
+     "inconclusive at 10 seeds, accuracy worse)"),
+    (["better", "equal", "worse"], ["equal"] * 3, "subset 1/8 (Q = 21) ahead on at least one metric; every arm down to "
+                                                  "subset 1/32 (Q = 5.2) is equal or better on both metrics"),
+])
+def test_the_equal_compute_answer_says_whether_an_arm_is_ahead_and_where_equality_stops(loss, acc, says):
+    eq = pd.DataFrame({"fraction": [1 / 32, 1 / 8, 1 / 256], "Q": [5.2, 21.0, 0.65],  # any order: by fraction
+                       "loss_verdict": [loss[1], loss[0], loss[2]], "acc_verdict": [acc[1], acc[0], acc[2]]})
+    assert says in study2_answer.where_equality_stops(eq)
 
 
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
