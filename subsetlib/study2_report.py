@@ -55,6 +55,11 @@ def convergence_text(pairs: pd.DataFrame, d: Design) -> str:
             f"seed's conventional ladder converged (plan amendment of 2026-12-05).\n\n" + "\n".join(order))
 
 
+def width_text(model: str, p: int) -> str:
+    """A width as a figure's key names it: 'cnn-simple (P = 23,946)'."""
+    return f"{model} (P = {int(p):,})"
+
+
 def _ratio_text(test: verdicts.Paired, with_n: bool = True) -> str:
     """A paired log ratio as a ratio with its interval, three significant digits kept: '1.00× [0.957, 1.04], n = 10'."""
     if test.n == 0:
