@@ -11,8 +11,8 @@ from subsetlib.study2_report import arm_text, closeness_sentence, equal_compute_
 from subsetlib.verdicts import RULES
 
 
-def _span(values: pd.Series, unit: str) -> str:
-    low, high = round(values.min()), round(values.max())
+def _span(values: pd.Series, unit: str, digits: int = 0) -> str:
+    low, high = f"{values.min():.{digits}f}", f"{values.max():.{digits}f}"
     return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
 
 
@@ -27,7 +27,7 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
         text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {len(last)} seeds converged so far"
         if len(done):
             text += (f" (at {_span(done['budget'], '')} → {_span(2 * done['budget'], ' epochs')}, where the loss fell "
-                     f"{_span(100 * done['drop'], ' %')})")
+                     f"{_span(100 * done['drop'], ' %', 2)})")  # 9.98 %: "10 %" would seem to fail the rule
         if len(open_):
             text += (f"; at {'each other' if len(done) else 'each'} seed's last doubling stored (up to "
                      f"{int(open_['budget'].max())} → {2 * int(open_['budget'].max())} epochs) the training loss "
