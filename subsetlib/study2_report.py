@@ -81,9 +81,15 @@ def _paired_columns(table: pd.DataFrame, with_n: bool = True) -> pd.DataFrame:
     return table
 
 
-def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 1 per arm, for ``tables.table``: (rows, columns, digits). A width is named by its P (the figure's key
-    names the model): nine columns fit the page only with short cells."""
+CLOSENESS_METRICS = {"training loss": {"ratio_text": "loss ÷ reference", "excess_text": "excess loss (nats)",
+                                       "loss_verdict": "verdict"},
+                     "test accuracy": {"acc_text": "accuracy gap (points)", "acc_verdict": "verdict"}}
+"""Question 1's table, one per metric (each metric is judged on its own, and one table of both is too wide)."""
+
+
+def closeness_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict, dict]:
+    """Question 1 per arm on one of ``CLOSENESS_METRICS``, for ``tables.table``: (rows, columns, digits). A width is
+    named by its P (the figure's key names the model)."""
     table = _paired_columns(by_arm, with_n=False)  # the converged seeds have a column of their own
     table["P"] = table["P"].astype(int)
     table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
@@ -91,8 +97,8 @@ def closeness_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table["excess_text"] = table["excess_nats"].map(lambda x: significant(x) if math.isfinite(x) else "–")
     # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
     table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
-    paired = {("excess_text" if k == "excess_nats" else k): v for k, v in PAIRED_COLUMNS.items()}
-    columns = {"P": "P (width)", "subset": "subset", "Q": "Q", "converged": "converged seeds", **paired}
+    columns = {"P": "P (width)", "subset": "subset", "Q": "Q", "converged": "converged seeds",
+               **CLOSENESS_METRICS[metric]}
     return table, columns, {"Q": 2}
 
 

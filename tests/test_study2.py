@@ -463,9 +463,10 @@ def test_a_closeness_answer_without_converged_pairs_says_which_phases_failed():
     sentence = study2_report.closeness_sentence(by_arm, "MNIST")
     assert "the full-set run converged in 0 of" in sentence and "cannot be judged at this budget" in sentence
     converged, _, _ = study2_report.closeness_table(study2_analysis.closeness_by_arm(study2_analysis.closeness(
-        minima_of(*closeness_case(converged_conventional=True)))))
+        minima_of(*closeness_case(converged_conventional=True)))), "training loss")
     assert converged.iloc[0]["ratio_text"] == "1.05× [1.05, 1.05]"  # n is in the converged-seeds column
-    table, columns, _ = study2_report.closeness_table(by_arm)
+    table, columns, _ = study2_report.closeness_table(by_arm, "test accuracy")
+    assert list(columns.values())[-2:] == ["accuracy gap (points)", "verdict"]  # one metric per table
     row = table.iloc[0]
     assert (row["converged"], row["loss_verdict"]) == ("0 of 3", "not converged")
     assert {row[c] for c in ("ratio_text", "excess_text", "acc_text")} == {"–"}  # no numbers, and no "nan"
