@@ -45,4 +45,4 @@ def claims_so_far(now: dict) -> pd.DataFrame:
     once all its runs are): one row per claim, dataset and metric, with its verdict and the numbers behind it."""
     tables = [study2_report.claims(now["complete"], now["titles"])] if now["complete"] else []
     tables += [lbfgs_study.claims(now["track"])] if now["track"] else []
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(study2_report.CLAIMS_COLUMNS))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(study2_report.CLAIMS_FIELDS))

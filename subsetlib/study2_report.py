@@ -215,8 +215,18 @@ def _cost_text(ratio: float, low: float = math.nan, high: float = math.nan) -> s
     return f"{ratio:.2f}×" + (f" [{significant(low)}, {significant(high)}]" if math.isfinite(low) else "")
 
 
-CLAIMS_COLUMNS = {"claim": "claim", "source": "source", "dataset": "dataset", "metric": "metric",
-                  "verdict": "verdict", "numbers": "numbers behind it"}
+CLAIMS_FIELDS = ("claim", "source", "dataset", "metric", "verdict", "numbers")
+"""The claims table's columns: one row per claim, dataset and metric."""
+
+CLAIMS_COLUMNS = {"claim_text": "claim (source)", "where": "dataset, metric", "verdict": "verdict",
+                  "numbers": "numbers behind it"}
+"""How the claims page shows them (``claims_view``): four columns, so that the numbers have room."""
+
+
+def claims_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims table with each claim's source beside it and its dataset and metric in one cell."""
+    return table.assign(claim_text=table["claim"] + " (" + table["source"] + ")",
+                        where=table["dataset"] + ", " + table["metric"])
 
 
 CLOSE_CLAIM = "The full-set minimum is close to its subsets' minima (arms with Q ≥ 3)"

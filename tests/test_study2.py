@@ -383,6 +383,10 @@ def test_the_progress_page_learns_which_designs_are_complete_without_training(tm
     claims = study2_progress.claims_so_far(now)
     assert set(claims["dataset"]) == {now["titles"]["synthetic"]} and study2_report.CLOSE_CLAIM in set(claims["claim"])
     assert len(results.load(tmp_path)) == len(analysis["runs"])  # the claims are read, never trained
+    view = study2_report.claims_view(claims)  # what the page shows: claim with its source, dataset with metric
+    assert view.iloc[0]["claim_text"] == f"{claims.iloc[0]['claim']} ({claims.iloc[0]['source']})"
+    assert view.iloc[0]["where"] == f"{now['titles']['synthetic']}, {claims.iloc[0]['metric']}"
+    assert set(study2_report.CLAIMS_COLUMNS) <= set(view.columns)
     # a track folder that holds other runs only (the smoke pages share one): no track, no progress bullet
     with_track = study2_progress.so_far({"synthetic": str(tmp_path)}, "synthetic", str(tmp_path), device="cpu")
     assert (with_track["track"], with_track["track_progress"]) == (None, None)
