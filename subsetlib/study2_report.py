@@ -330,5 +330,7 @@ def q_or_fraction_numbers(row: pd.Series) -> str:
             f"({widths} widths with converged pairs)")
 
 
-WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51"}
-"""One colour per width on every v2 page."""
+WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51",
+                 "cifar-cpu": "#1f4e9c", "cifar-cpu-narrow": "#2a9d8f", "cifar-cpu-w8": "#e76f51"}
+"""One colour per width on every v2 page: the same colour for the same place in its family (widest, middle,
+narrowest), whatever the dataset."""

@@ -594,3 +594,10 @@ def test_q_or_fraction_numbers_never_print_nan():
     row = pd.Series({"widths": 3, "at_equal_q": 0.31, "at_equal_fraction": 1.24})
     assert study2_report.q_or_fraction_numbers(row) == ("mismatch at equal Q 0.31 vs at equal fraction 1.24 (3 widths "
                                                         "with converged pairs)")
+
+
+def test_every_width_of_every_design_has_its_own_colour():
+    for d in studies.DESIGNS.values():
+        widths = [model for model, _, _ in d.arms()]
+        colours = [study2_report.WIDTH_COLOURS.get(model) for model in widths]
+        assert None not in colours and len(set(colours)) == len(widths), (d.dataset, widths)
