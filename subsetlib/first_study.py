@@ -104,7 +104,8 @@ def verdict_changes(first: pd.DataFrame, v2: pd.DataFrame, pending: list[str]) -
             verdict, why = claims.NOT_RUN, ""
         status = ("not in yet" if verdict == "not in yet" else "not asked again" if verdict == "not asked again"
                   else "stayed" if verdict.startswith(row["verdict"]) else "changed")  # '… (no converged pairs)'
-        why = {"stayed": "", "not in yet": "its runs are not all stored yet", "changed": why + note}.get(status, why)
+        why = {"stayed": "the same verdict", "not in yet": "its runs are not all stored yet",
+               "changed": why + note}.get(status, why)
         rows.append({"claim": row["claim"], "dataset": row["dataset"], "first": row["verdict"], "v2": verdict,
                      "status": status, "why": why})
     return pd.DataFrame(rows)

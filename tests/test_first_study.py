@@ -33,7 +33,7 @@ def test_a_verdict_that_went_the_wrong_way_is_listed_with_its_reason():
     assert (q["first"], q["v2"], q["status"]) == (claims.REPRODUCED, claims.NOT_TESTABLE, "changed")
     assert "under-trained arms pass" in q["why"]
     close = changes.loc["The full-set loss minimum is close to its subsets' minima (MNIST)"]
-    assert close["status"] == "stayed" and close["why"] == ""
+    assert close["status"] == "stayed" and close["why"] == "the same verdict"  # no blank cell
     assert first_study.changes_sentence(changes) == ("Of the first study's 2 verdicts, 1 changed, 1 stayed and 0 are "
                                                      "not asked again.")
 
