@@ -24,7 +24,8 @@ def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
     for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
         last = arm.sort_values("budget").groupby("seed").tail(1)
         done, open_ = last[last["converged"]], last[~last["converged"]]
-        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {len(last)} seeds converged so far"
+        seeds = f"{len(last)} seed{'s' * (len(last) != 1)}"
+        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {seeds} converged so far"
         if len(done):
             text += (f" (at {_span(done['budget'], '')} → {_span(2 * done['budget'], ' epochs')}, where the loss fell "
                      f"{_span(100 * done['drop'], ' %', 2)})")  # 9.98 %: "10 %" would seem to fail the rule

@@ -298,7 +298,7 @@ def test_the_interim_answer_opens_in_words_then_figure_bullets_and_scale():
     assert first.startswith("**At real minima, the answer is not in yet.**") and "3 of its runs" in first
     assert "1 conventional run has passed" in first
     assert figure == '<figure> <img src="x"></figure>'  # one line: Markdown passes an HTML block through whole
-    assert bullets.startswith("- MNIST, cnn-simple-narrow: 1 of 1 seeds converged")
+    assert bullets.startswith("- MNIST, cnn-simple-narrow: 1 of 1 seed converged")
     assert scale == "Scale: " + studies.DESIGNS["mnist"].scale_text() + "."
     assert "B = 8 epochs" in scale and "at most to 64 epochs" in scale and "5 seeds" in scale
 
@@ -314,6 +314,8 @@ def test_the_progress_bullet_names_converged_seeds_apart_from_those_still_fallin
     assert bullet == ("- MNIST, w3: 1 of 2 seeds converged so far (at 16 → 32 epochs, where the loss fell 9.98 %); "
                       "at each other seed's last doubling stored (up to 32 → 64 epochs) the training loss still "
                       "fell 41 %.")
+    [one] = study2_answer.progress_bullets(pairs[pairs["seed"] == 1], {"mnist": "MNIST"})
+    assert one.startswith("- MNIST, w3: 0 of 1 seed converged so far;")
 
 
 def test_the_interim_answer_without_pairs_says_none_is_stored():
