@@ -70,45 +70,42 @@ def _ratio_text(test: verdicts.Paired, with_n: bool = True) -> str:
             f"{significant(math.exp(test.high))}]" + (f", n = {test.n}" if with_n else ""))
 
 
-PAIRED_COLUMNS = {"ratio_text": "loss ÷ reference", "excess_nats": "excess loss (nats)", "loss_verdict": "loss verdict",
-                  "acc_text": "accuracy gap (points)", "acc_verdict": "accuracy verdict"}
+PAIRED_METRICS = {"training loss": {"ratio_text": "loss ÷ reference", "excess_text": "excess loss (nats)",
+                                    "loss_verdict": "verdict"},
+                  "test accuracy": {"acc_text": "accuracy gap (points)", "acc_verdict": "verdict"}}
+"""The paired verdicts' tables (questions 1 and 2), one per metric: each metric is judged on its own, and one table
+of both is too wide for the page."""
 
 
 def _paired_columns(table: pd.DataFrame, with_n: bool = True) -> pd.DataFrame:
     table = table.copy()
+    table["excess_text"] = table["excess_nats"].map(lambda x: significant(x) if math.isfinite(x) else "–")
     table["ratio_text"] = table["loss"].map(lambda t: _ratio_text(t, with_n))
     table["acc_text"] = table["acc"].map(lambda t: t.text(100, "", 2, with_n) if t.n else "no converged pairs")
     return table
 
 
-CLOSENESS_METRICS = {"training loss": {"ratio_text": "loss ÷ reference", "excess_text": "excess loss (nats)",
-                                       "loss_verdict": "verdict"},
-                     "test accuracy": {"acc_text": "accuracy gap (points)", "acc_verdict": "verdict"}}
-"""Question 1's table, one per metric (each metric is judged on its own, and one table of both is too wide)."""
-
-
 def closeness_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 1 per arm on one of ``CLOSENESS_METRICS``, for ``tables.table``: (rows, columns, digits). A width is
+    """Question 1 per arm on one of ``PAIRED_METRICS``, for ``tables.table``: (rows, columns, digits). A width is
     named by its P (the figure's key names the model)."""
     table = _paired_columns(by_arm, with_n=False)  # the converged seeds have a column of their own
     table["P"] = table["P"].astype(int)
     table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
-    table["excess_text"] = table["excess_nats"].map(lambda x: significant(x) if math.isfinite(x) else "–")
     # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
     table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
     columns = {"P": "P (width)", "subset": "subset", "Q": "Q", "converged": "converged seeds",
-               **CLOSENESS_METRICS[metric]}
+               **PAIRED_METRICS[metric]}
     return table, columns, {"Q": 2}
 
 
-def equal_compute_table(by_arm: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Question 2 per equal-compute arm, for ``tables.table``."""
-    table = _paired_columns(by_arm)
-    table["arm"] = table["fraction"].map(arm_text)
-    columns = {"arm": "arm", "Q": "Q of the subset", "flops_ratio": "training FLOPs ÷ conventional",
-               "seeds": "seeds", **PAIRED_COLUMNS}
-    return table, columns, {"Q": 2, "flops_ratio": 2, "excess_nats": 4}
+def equal_compute_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict, dict]:
+    """Question 2 per equal-compute arm on one of ``PAIRED_METRICS``, for ``tables.table``."""
+    table = _paired_columns(by_arm, with_n=False)  # the seeds have a column of their own
+    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
+    columns = {"subset": "subset", "Q": "Q", "flops_ratio": "training FLOPs ÷ conventional", "seeds": "seeds",
+               **PAIRED_METRICS[metric]}
+    return table, columns, {"Q": 2, "flops_ratio": 2}
 
 
 def target_text(metric: str, reference: str = "minimum", rules: Rules = RULES) -> str:

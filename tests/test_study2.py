@@ -556,6 +556,20 @@ def test_the_equal_compute_answer_says_whether_an_arm_is_ahead_and_where_equalit
     assert says in study2_answer.where_equality_stops(eq)
 
 
+def test_the_equal_compute_tables_are_one_per_metric_with_n_in_its_own_column():
+    eq = pd.DataFrame({"fraction": [1 / 8, 1 / 32], "Q": [21.0, 5.2], "flops_ratio": [1.0, 1.01], "seeds": [5, 5],
+                       "excess_nats": [0.001, math.nan],
+                       "loss": [verdicts.paired([0.0, 0.01, -0.01], 0.1, higher_is_better=False)] * 2,
+                       "acc": [verdicts.paired([0.001, 0.0, -0.001], 0.003, higher_is_better=True)] * 2,
+                       "loss_verdict": ["equal"] * 2, "acc_verdict": ["inconclusive at 3 seeds"] * 2})
+    loss, loss_columns, _ = study2_report.equal_compute_table(eq, "training loss")
+    acc, acc_columns, _ = study2_report.equal_compute_table(eq, "test accuracy")
+    assert list(loss_columns.values())[-3:] == ["loss ÷ reference", "excess loss (nats)", "verdict"]
+    assert list(acc_columns.values())[-2:] == ["accuracy gap (points)", "verdict"]
+    assert loss["subset"].tolist() == ["1/8", "1/32"] and loss["excess_text"].tolist() == ["0.00100", "–"]
+    assert not any("n =" in text for text in [*loss["ratio_text"], *acc["acc_text"]])  # the seeds column says it
+
+
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
     from subsetlib.study2_figures import over_seeds
 
