@@ -14,6 +14,7 @@ for the lock, then finds the cell done and only reports it.
 """
 
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -202,12 +203,20 @@ def _connect(scheduler: str, worker_wait: float):
     return client
 
 
+def renders_again(cell: Cell, again: str | None = None) -> bool:
+    """Whether a done cell is rendered once more: its stage refreshes, or its output file name matches ``again``."""
+    return cell.refresh or (again is not None and fnmatch.fnmatch(Path(cell.output).name, again))
+
+
 def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str | None = None,
-             workers: int | None = None, progress: bool = True, worker_wait: float = 60.0) -> GridReport:
+             workers: int | None = None, progress: bool = True, worker_wait: float = 60.0,
+             again: str | None = None) -> GridReport:
     """Run every unfinished cell of a grid on Dask, wave by wave; report what ran, what was skipped and what failed.
 
     With ``scheduler``, the address of a running Dask scheduler, it must answer within a few seconds and have a
-    worker within ``worker_wait`` seconds; nothing is created before both are known.
+    worker within ``worker_wait`` seconds; nothing is created before both are known. ``again``, a glob on the output
+    file names, renders matching cells that are done once more: a cell's key is its parameters, so a change to its
+    notebook or to the library leaves it done (its runs stay stored; the page is drawn again from them).
     """
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -222,7 +231,7 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
             raise UserError(f"{what} {folder} cannot be created ({existing} is not a writable folder): {fix}")
     status = {c.key: cell_status(grid, c) for c in grid.cells}  # each state file read once
     rerun = {None, "failed"} if retry_failed else {None}
-    todo = [c for c in grid.cells if status[c.key] in rerun or (c.refresh and status[c.key] == "done")]
+    todo = [c for c in grid.cells if status[c.key] in rerun or (status[c.key] == "done" and renders_again(c, again))]
     kept = [status[c.key] for c in grid.cells if c not in todo]
     report = GridReport([], skipped_done=kept.count("done"), skipped_failed=kept.count("failed"))
     bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell",

@@ -163,18 +163,18 @@ def cmd_page(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from subsetlib.batch import cell_status, run_grid
+    from subsetlib.batch import cell_status, renders_again, run_grid
     from subsetlib.grids import load_grid
 
     if args.dry_run:
         grid = load_grid(args.grid)
         for cell in grid.cells:
             mark = {"done": "done", "failed": "failed"}.get(cell_status(grid, cell), "to do")
-            mark += ", renders again" * (cell.refresh and mark == "done")
+            mark += ", renders again" * (renders_again(cell, args.again) and mark == "done")
             print(f"wave {cell.wave + 1}: [{mark}] {cell.output}  {json.dumps(cell.parameters)}")
         return 0
     report = run_grid(args.grid, retry_failed=args.retry_failed, scheduler=args.scheduler, workers=args.workers,
-                      worker_wait=args.worker_wait)
+                      worker_wait=args.worker_wait, again=args.again)
     skipped_failed = f", {report.skipped_failed} skipped as failed before" if report.skipped_failed else ""
     print(f"{report.ran} cells ran ({report.failed_now} failed), {report.skipped_done} skipped as already done"
           f"{skipped_failed}")
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch = command("batch", "run a grid of notebooks with papermill on Dask (resumable)")
     batch.add_argument("grid", help="The grid YAML file, e.g. grids/study.yaml.")
     batch.add_argument("--retry-failed", action="store_true", help="Rerun cells that failed before.")
+    batch.add_argument("--again", metavar="GLOB", help="Render done cells whose output file name matches GLOB "
+                       "once more (after a change to their notebook or the library), e.g. '*minima*'.")
     batch.add_argument("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
                        "start a local cluster)")
     batch.add_argument("--worker-wait", type=_seconds, default=60.0, help="Seconds to wait for a worker to join the "

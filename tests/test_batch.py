@@ -207,6 +207,18 @@ def test_a_refresh_stage_renders_again_on_every_call(tmp_path, monkeypatch):
     assert page.stat().st_mtime_ns > first  # rendered again: what is stored may have changed meanwhile
 
 
+def test_again_renders_matching_done_cells_once_more_and_leaves_the_others(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = write_grid(tmp_path, {"seed": [0, 1], "lr": [0.001]})
+    assert batch.run_grid(grid, workers=1, progress=False).ran == 2
+    pages = {seed: tmp_path / "book" / f"cell-{seed}-0.001.ipynb" for seed in (0, 1)}
+    first = {seed: page.stat().st_mtime_ns for seed, page in pages.items()}
+    again = batch.run_grid(grid, workers=1, progress=False, again="cell-1-*")
+    assert (again.ran, again.skipped_done) == (1, 1)
+    assert pages[0].stat().st_mtime_ns == first[0] and pages[1].stat().st_mtime_ns > first[1]
+    assert len(results.load(tmp_path / "results")) == 2  # drawn again from the stored run, not trained twice
+
+
 def test_grid_runner_killed_halfway_resumes_exactly_once(tmp_path, children):
     grid = write_grid(tmp_path)
     cells = tmp_path / "results" / "cells"
