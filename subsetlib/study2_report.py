@@ -108,6 +108,18 @@ def equal_compute_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame
     return table, columns, {"Q": 2, "flops_ratio": 2}
 
 
+def equal_steps_table(steps: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """The diagnostic at equal steps (``study2_analysis.equal_steps``), one row per subset arm, largest first: the
+    full-set loss where its subset phase ended over the conventional run's after as many steps, mean over seeds."""
+    table = steps.groupby("fraction", sort=False).agg(Q=("Q", "first"), steps=("steps", "first"),
+                                                       ratio=("ratio", "mean"), seeds=("seed", "nunique"))
+    table = table.reset_index().sort_values("fraction", ascending=False)
+    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
+    columns = {"subset": "subset", "Q": "Q", "steps": "subset steps", "seeds": "seeds",
+               "ratio": "full-set loss ÷ conventional at the same step (mean)"}
+    return table, columns, {"Q": 2, "ratio": 2}
+
+
 def target_text(metric: str, reference: str = "minimum", rules: Rules = RULES) -> str:
     """A cost-to-target table's target in words: 'training loss ≤ 1.1 × minimum'."""
     if metric == "test_acc":

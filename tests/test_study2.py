@@ -570,6 +570,15 @@ def test_the_equal_compute_tables_are_one_per_metric_with_n_in_its_own_column():
     assert not any("n =" in text for text in [*loss["ratio_text"], *acc["acc_text"]])  # the seeds column says it
 
 
+def test_the_equal_steps_table_averages_over_seeds_per_arm_largest_subset_first():
+    steps = pd.DataFrame({"fraction": [1 / 32, 1 / 32, 1 / 4, 1 / 4], "Q": [0.79] * 2 + [6.3] * 2,
+                          "steps": [510] * 2 + [944] * 2, "seed": [0, 1, 0, 1], "ratio": [1.1, 1.2, 1.0, 1.2]})
+    table, columns, _ = study2_report.equal_steps_table(steps)
+    assert table["subset"].tolist() == ["1/4", "1/32"] and table["seeds"].tolist() == [2, 2]
+    assert table["ratio"].tolist() == pytest.approx([1.1, 1.15])
+    assert set(columns) <= set(table.columns)
+
+
 def test_seeds_are_averaged_at_equal_flops_even_where_their_evaluations_differ():
     from subsetlib.study2_figures import over_seeds
 
