@@ -1,7 +1,8 @@
-"""Study v2's figures that the front page may show: the two equal-compute figures, drawn once for the page that owns
-them and for the front page's answer (the mini-batch arms of a design, ``equal_compute``; the second-order track,
-``lbfgs_track``), and the conventional ladders so far (``ladder_progress``). Each returns (figure, caption, data) for
-``present.show``; the caption's scale is the design's, so that its counts of seeds are those of the data drawn.
+"""Study v2's figures: the two equal-compute figures, drawn once for the page that owns them and for the front
+page's answer (the mini-batch arms of a design, ``equal_compute``; the second-order track, ``lbfgs_track``), the
+conventional ladders so far (``ladder_progress``) and the subset minima against Q (``minima``). Each returns
+(figure, caption, data) for ``present.show``; the caption's scale is the design's, so that its counts of seeds are
+those of the data drawn.
 """
 
 import numpy as np
@@ -9,6 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from subsetlib import present
+from subsetlib.study2_analysis import closeness_points
+from subsetlib.study2_report import WIDTH_COLOURS, width_text
 from subsetlib.verdicts import RULES, Rules
 
 
@@ -106,4 +109,34 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
                f"FLOPs, drawn as far as every seed reached). Black solid: L-BFGS on the full set; colours: L-BFGS on a "
                f"subset first (by fraction); black dotted: Adam's runs (every run of its ladder). "
                f"Scale: {d.scale_text()}.")
+    return fig, caption, points
+
+
+def minima(a: dict, scale: str) -> tuple[Figure, str, pd.DataFrame]:
+    """Question 1 against Q: each subset minimum's excess full-set loss and test-accuracy gap against the
+    conventional minimum of the same width and seed; filled where both phases converged (their mean per Q joined
+    by a line), hollow where one did not. One colour per width (``WIDTH_COLOURS``)."""
+    plan, points = a["design"], closeness_points(a["close"])
+    fig, (ax_loss, ax_acc) = present.figure(ncols=2)
+    for (model, p), width in points.groupby(["model", "P"], sort=False):
+        colour = WIDTH_COLOURS[model]
+        ok, bad = width[width["both_converged"]], width[~width["both_converged"]]
+        means = ok.groupby("Q")[["excess_nats", "acc_gap_points"]].mean()
+        for ax, col in ((ax_loss, "excess_nats"), (ax_acc, "acc_gap_points")):
+            ax.plot(means.index, means[col], color=colour, lw=1.2, label=width_text(model, p))
+            ax.scatter(ok["Q"], ok[col], color=colour, s=14, zorder=3)
+            ax.scatter(bad["Q"], bad[col], facecolor="white", edgecolor=colour, s=14, zorder=3)
+    for ax in (ax_loss, ax_acc):
+        present.log_axis(ax, "x")
+        ax.axvline(1, color="grey", ls=":", lw=1)
+        ax.axvline(plan.rules.q_high, color="grey", ls="--", lw=1)
+        ax.axhline(0, color="black", lw=1)
+        ax.set_xlabel("Q = K·M/P of the subset")
+    ax_loss.set(ylabel="excess full-set loss (nats)")
+    ax_acc.set(ylabel="test accuracy − reference (points)")
+    present.legend(ax_loss, below=True)
+    caption = (f"{a['title']}: the subset minimum against the conventional minimum of the same width and seed, "
+               f"against Q; {present.runs_text(points)}. Filled: both phases converged; hollow: one did not. "
+               f"Dotted: Q = 1; dashed: Q = {plan.rules.q_high:g}, from where the plan judges the claim. Colour: "
+               f"width. Scale: {scale}.")
     return fig, caption, points

@@ -328,6 +328,11 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+Q_OR_FRACTION_COLUMNS = {"metric": "metric", "at_equal_q": "mismatch at equal Q",
+                         "at_equal_fraction": "mismatch at equal fraction", "widths": "widths", "verdict": "verdict"}
+Q_OR_FRACTION_DIGITS = {"at_equal_q": 3, "at_equal_fraction": 3}
+
+
 def q_or_fraction_numbers(row: pd.Series) -> str:
     """The numbers behind a Q-or-fraction verdict (a row of ``q_or_fraction``), or why there are none."""
     widths = int(row["widths"])

@@ -121,6 +121,20 @@ def test_the_minima_figure_gets_a_point_per_subset_minimum_with_both_runs():
     assert points["both_converged"].all()
 
 
+def test_the_minima_figure_draws_each_width_in_its_colour_and_says_what_it_shows():
+    from matplotlib.colors import to_hex
+
+    from subsetlib import study2_figures
+
+    runs, curves = closeness_case(converged_conventional=True)
+    close = study2_analysis.closeness(minima_of(runs, curves))
+    fig, caption, points = study2_figures.minima({"design": D, "close": close, "title": "MNIST"}, "a scale")
+    lines = [line for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert {to_hex(line.get_color()) for line in lines} == {study2_report.WIDTH_COLOURS["cnn-simple"]}
+    assert caption.startswith("MNIST: the subset minimum") and caption.endswith("Scale: a scale.")
+    assert "3 runs" in caption and len(points) == 3
+
+
 def test_no_close_verdict_without_a_converged_reference():
     runs, curves = closeness_case(converged_conventional=False)
     arm = study2_analysis.closeness_by_arm(study2_analysis.closeness(minima_of(runs, curves))).iloc[0]
