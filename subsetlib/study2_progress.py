@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from subsetlib import ladders, lbfgs_study, results, study2_report
+from subsetlib import ladders, lbfgs_study, results, study2_answer, study2_figures, study2_report
 from subsetlib.registry import dataset_title
 from subsetlib.studies import design
 from subsetlib.study2 import stored
@@ -46,3 +46,20 @@ def claims_so_far(now: dict) -> pd.DataFrame:
     tables = [study2_report.claims(now["complete"], now["titles"])] if now["complete"] else []
     tables += [lbfgs_study.claims(now["track"])] if now["track"] else []
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(study2_report.CLAIMS_FIELDS))
+
+
+def front_figure(now: dict):
+    """The front page's figure, from ``so_far``: the first design whose every run is stored, at equal compute; else
+    the second-order track once all its runs are; else None (the page shows the ladders so far instead). Returns
+    (figure, caption, data) for ``present.show``."""
+    first = next(iter(now["complete"].values()), None)
+    if first is not None:
+        return study2_figures.equal_compute(first)
+    return study2_figures.lbfgs_track(now["track"]) if now["track"] else None
+
+
+def answer(now: dict, figure: str | None) -> str:
+    """The front page's answer from ``so_far``, with ``figure`` (HTML) in it."""
+    track = lbfgs_study.front_answer(now["track"]) if now["track"] else None
+    return study2_answer.answer(now["runs"], now["pairs"], now["titles"], figure, now["complete"], track,
+                                now["pending"], now["track_progress"])

@@ -640,3 +640,7 @@ def test_every_width_of_every_design_has_its_own_colour():
         widths = [model for model, _, _ in d.arms()]
         colours = [study2_report.WIDTH_COLOURS.get(model) for model in widths]
         assert None not in colours and len(set(colours)) == len(widths), (d.dataset, widths)
+
+
+def test_without_a_complete_design_or_track_the_front_page_has_no_figure_of_its_own():
+    assert study2_progress.front_figure({"complete": {}, "track": None}) is None  # the ladders so far stand in
