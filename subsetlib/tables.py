@@ -108,7 +108,8 @@ TABLE_STYLES = [
 
 
 TEXT_COLUMN = "text-align:left;white-space:normal;min-width:6em"
-SHORT_TEXT = 10  # a text column whose cells are all this short ("1/4", "0 of 5") keeps its natural width, unwrapped
+# a text column whose cells are all this short ("1/4", "0 of 5", "not converged") keeps its natural width, unwrapped
+SHORT_TEXT = 14
 SHORT_TEXT_COLUMN = "text-align:left;white-space:nowrap"
 
 
