@@ -42,17 +42,16 @@ def convergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def convergence_text(pairs: pd.DataFrame, d: Design) -> str:
     """One sentence per arm: how many seeds converged at which budgets."""
-    lines = []
-    for fraction, arm in pairs.groupby("fraction", sort=False):
+    lines = []  # conventional first (its fraction is 1), then the subsets from the largest, as in the table
+    for fraction, arm in sorted(pairs.groupby("fraction"), key=lambda group: -group[0]):
         seeds = arm.groupby("seed")["converged"].any()
         at = sorted({int(b) for b in arm.loc[arm["converged"], "budget"]})
         where = f" (at B = {', '.join(map(str, at))})" if at else ""
         lines.append(f"- **{arm_text(fraction)}**: {int(seeds.sum())} of {len(seeds)} seeds converged{where}.")
-    order = sorted(lines, key=lambda line: not line.startswith("- **conventional"))
     return (f"Rule: a phase on budget B is converged when 2B lowers its loss by less than "
             f"{100 * d.rules.converge_rel:g} % or by less than {d.rules.converge_abs:g} nats; at most "
             f"{d.max_doublings} doublings, or {d.long_doublings} for a subset phase with Q ≥ {d.rules.q_high:g} whose "
-            f"seed's conventional ladder converged (plan amendment of 2026-12-05).\n\n" + "\n".join(order))
+            f"seed's conventional ladder converged (plan amendment of 2026-12-05).\n\n" + "\n".join(lines))
 
 
 def width_text(model: str, p: int) -> str:

@@ -644,3 +644,9 @@ def test_every_width_of_every_design_has_its_own_colour():
 
 def test_without_a_complete_design_or_track_the_front_page_has_no_figure_of_its_own():
     assert study2_progress.front_figure({"complete": {}, "track": None}) is None  # the ladders so far stand in
+
+
+def test_the_convergence_text_lists_conventional_then_subsets_from_the_largest():
+    pairs = pd.DataFrame([{"fraction": f, "seed": 0, "budget": 8, "converged": f == 1.0} for f in (1 / 128, 1.0, 1 / 8)])
+    arms = [line.split("**")[1] for line in study2_report.convergence_text(pairs, D).splitlines() if "**" in line]
+    assert arms == ["conventional", "subset 1/8", "subset 1/128"]
