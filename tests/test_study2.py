@@ -647,6 +647,7 @@ def test_without_a_complete_design_or_track_the_front_page_has_no_figure_of_its_
 
 
 def test_the_convergence_text_lists_conventional_then_subsets_from_the_largest():
-    pairs = pd.DataFrame([{"fraction": f, "seed": 0, "budget": 8, "converged": f == 1.0} for f in (1 / 128, 1.0, 1 / 8)])
+    pairs = pd.DataFrame([{"fraction": f, "seed": 0, "budget": 8, "converged": f == 1.0}
+                          for f in (1 / 128, 1.0, 1 / 8)])
     arms = [line.split("**")[1] for line in study2_report.convergence_text(pairs, D).splitlines() if "**" in line]
     assert arms == ["conventional", "subset 1/8", "subset 1/128"]
