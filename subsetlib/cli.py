@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("grid", help="The grid YAML file, e.g. grids/study.yaml.")
     batch.add_argument("--retry-failed", action="store_true", help="Rerun cells that failed before.")
     batch.add_argument("--again", metavar="GLOB", help="Render done cells whose output file name matches GLOB "
-                       "once more (after a change to their notebook or the library), e.g. '*minima*'.")
+                       "once more (after a change to their notebook or the library), e.g. '*minima*' (default: "
+                       "none; done cells are skipped)")
     batch.add_argument("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
                        "start a local cluster)")
     batch.add_argument("--worker-wait", type=_seconds, default=60.0, help="Seconds to wait for a worker to join the "
