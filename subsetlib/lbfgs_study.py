@@ -25,7 +25,7 @@ from subsetlib.registry import dataset_title
 from subsetlib.studies import Design
 from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
 from subsetlib.study2_answer import TrackAnswer
-from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, tenth_claim
+from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, margins_text, tenth_claim
 from subsetlib.tables import significant
 from subsetlib.verdicts import RULES, Rules, converged
 
@@ -327,8 +327,9 @@ def _answers(a: dict) -> tuple[str, str]:
     full = phases[phases["protocol"] == "lbfgs-full"]
     close = closeness_sentence(a["close_by_arm"], f"{d.title}, with L-BFGS ({d.model})")
     bullets = []
-    within = {"train_loss": f"its training loss (within {100 * (math.exp(d.rules.loss_margin) - 1):.2g} %)",
-              "test_acc": f"its test accuracy (within {100 * d.rules.acc_margin:g} points)"}
+    loss_margin, acc_margin = margins_text(d.rules)
+    within = {"train_loss": f"its training loss (within {loss_margin})",
+              "test_acc": f"its test accuracy (within {acc_margin})"}
     for metric, target in within.items():
         arms = a["tenth"][a["tenth"]["metric"] == metric]
         adam = summary[(summary["metric"] == metric) & (summary["arm"].str.startswith("Adam"))]

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from subsetlib.notebook import smoke
 from subsetlib.registry import DATASETS, dataset_title  # noqa: F401 (pages call present.dataset_title)
 from subsetlib.sources import EXPERIMENT_PAGES, FRONT_PAGE, check_data, drawing_cell, source_html
+from subsetlib.tables import fraction_text  # noqa: F401 (pages call present.fraction_text)
 
 COLUMN_INCHES = 6.8  # 653 px: shown unscaled in the 660-px figure column of a 1280-px window
 
@@ -100,14 +101,6 @@ def log_axis(ax: Axes, which: str = "x", subs: tuple[float, ...] = (1.0, 2.0, 5.
     axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
-
-
-def fraction_text(fraction: float) -> str:
-    """1/16 rather than 0.0625: the subset sizes of the paper are powers of two."""
-    if fraction >= 1:
-        return "full set"
-    inverse = 1 / fraction
-    return f"1/{round(inverse)}" if math.isclose(inverse, round(inverse), rel_tol=1e-6) else f"{fraction:.3g}"
 
 
 def dataset_key(name: str) -> tuple[int, str]:

@@ -8,16 +8,13 @@ import pandas as pd
 
 from subsetlib import verdicts
 from subsetlib.studies import Design
-from subsetlib.tables import significant
+from subsetlib.tables import fraction_text, significant
 from subsetlib.verdicts import RULES, Rules
 
 
 def arm_text(fraction: float) -> str:
     """'conventional' for the full set, else 'subset 1/8': how every v2 table names an arm."""
-    if fraction >= 1:
-        return "conventional"
-    inverse = 1 / fraction
-    return f"subset 1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"subset {fraction:.3g}"
+    return "conventional" if fraction >= 1 else f"subset {fraction_text(fraction)}"
 
 
 CONVERGENCE_COLUMNS = {"arm": "arm", "Q": "Q", "seed": "seed", "budget": "B (epochs over its set)",
@@ -89,7 +86,7 @@ def closeness_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, di
     named by its P (the figure's key names the model)."""
     table = _paired_columns(by_arm, with_n=False)  # the converged seeds have a column of their own
     table["P"] = table["P"].astype(int)
-    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
+    table["subset"] = table["fraction"].map(fraction_text)
     table["converged"] = [f"{u} of {s}" for u, s in zip(table["usable"], table["seeds"], strict=True)]
     # an arm without converged pairs has no numbers: its seeds ("0 of 5") and verdict ("not converged") say why
     table.loc[table["usable"] == 0, ["ratio_text", "excess_text", "acc_text"]] = "–"
@@ -101,7 +98,7 @@ def closeness_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, di
 def equal_compute_table(by_arm: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict, dict]:
     """Question 2 per equal-compute arm on one of ``PAIRED_METRICS``, for ``tables.table``."""
     table = _paired_columns(by_arm, with_n=False)  # the seeds have a column of their own
-    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
+    table["subset"] = table["fraction"].map(fraction_text)
     columns = {"subset": "subset", "Q": "Q", "flops_ratio": "training FLOPs ÷ conventional", "seeds": "seeds",
                **PAIRED_METRICS[metric]}
     return table, columns, {"Q": 2, "flops_ratio": 2}
@@ -113,7 +110,7 @@ def equal_steps_table(steps: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     table = steps.groupby("fraction", sort=False).agg(Q=("Q", "first"), steps=("steps", "first"),
                                                        ratio=("ratio", "mean"), seeds=("seed", "nunique"))
     table = table.reset_index().sort_values("fraction", ascending=False)
-    table["subset"] = table["fraction"].map(lambda f: arm_text(f).removeprefix("subset "))
+    table["subset"] = table["fraction"].map(fraction_text)
     columns = {"subset": "subset", "Q": "Q", "steps": "subset steps", "seeds": "seeds",
                "ratio": "full-set loss ÷ conventional at the same step (mean)"}
     return table, columns, {"Q": 2, "ratio": 2}
@@ -142,6 +139,11 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     return table, columns, {"Q": 2, "ratio": 2}
 
 
+def margins_text(rules: Rules = RULES) -> tuple[str, str]:
+    """The equivalence margins in words, from the rules: ('10 %', '0.3 points')."""
+    return f"{100 * (math.exp(rules.loss_margin) - 1):.2g} %", f"{100 * rules.acc_margin:g} points"
+
+
 def _count(verdict_list: list[str], word: str) -> int:
     return sum(v == word for v in verdict_list)
 
@@ -160,13 +162,13 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
         return (f"On {title}, no subset arm with Q ≥ {rules.q_high:g} has both phases converged{why}, so how close "
                 "its minimum is cannot be judged at this budget.")
     loss, acc = usable["loss_verdict"].tolist(), usable["acc_verdict"].tolist()
-    n = len(usable)
+    n, (loss_margin, acc_margin) = len(usable), margins_text(rules)
     return (f"On {title}, {n} subset arm{'s' if n != 1 else ''} with Q ≥ {rules.q_high:g} "
             f"ha{'ve' if n != 1 else 's'} both phases converged: in training loss {_count(loss, 'equal')} "
-            f"within {100 * (math.exp(rules.loss_margin) - 1):.2g} % of the full-set minimum, {_count(loss, 'worse')} "
+            f"within {loss_margin} of the full-set minimum, {_count(loss, 'worse')} "
             f"farther and the rest inconclusive (ratio {_span(usable['ratio'], lambda x: significant(x) + '×')}, "
             f"excess {_span(usable['excess_nats'], significant)} nats); in test accuracy {_count(acc, 'equal')} "
-            f"within {100 * rules.acc_margin:g} points, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
+            f"within {acc_margin}, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
             f"{_span(100 * usable['acc_gap'], '{:+.2f}'.format)} points).")
 
 
@@ -179,7 +181,8 @@ def _span(values: pd.Series, text) -> str:
 def equal_compute_arm_text(arm: pd.Series) -> str:
     """One equal-compute arm's verdicts with their intervals, in words."""
     return (f"{arm_text(arm['fraction'])} (Q = {arm['Q']:.2g}): loss {arm['loss_verdict']} "
-            f"({_ratio_text(arm['loss'])}), accuracy {arm['acc_verdict']} ({arm['acc'].text(100, ' pt', 2)})")
+            f"({_interval_text(arm, 'loss_verdict')}), accuracy {arm['acc_verdict']} "
+            f"({_interval_text(arm, 'acc_verdict')})")
 
 
 def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
@@ -210,7 +213,7 @@ def width_advice(close: pd.DataFrame) -> str:
     lines = []
     for fraction, arm in shared.groupby("fraction", sort=False):
         by_loss, by_acc = arm.sort_values("loss").iloc[0], arm.sort_values("acc").iloc[-1]
-        lines.append(f"- subset {arm_text(fraction)[7:]}: lowest full-set loss with {by_loss['model']} "
+        lines.append(f"- subset {fraction_text(fraction)}: lowest full-set loss with {by_loss['model']} "
                      f"({by_loss['loss']:.4f}), best test accuracy with {by_acc['model']} "
                      f"({100 * by_acc['acc']:.2f} %), over {len(arm)} widths")
     return "On the same subset:\n\n" + "\n".join(sorted(lines, reverse=True))
@@ -275,7 +278,7 @@ def _arms_text(arms: pd.DataFrame, col: str) -> str:
     """Each arm with converged pairs: its verdict and the interval behind it; the arms without any, once per verdict
     ('not converged: 1/8 at P = 3,586 (Q 21), …')."""
     def where(r: pd.Series) -> str:
-        return f"{arm_text(r['fraction']).removeprefix('subset ')} at P = {int(r['P']):,} (Q {r['Q']:.2g})"
+        return f"{fraction_text(r['fraction'])} at P = {int(r['P']):,} (Q {r['Q']:.2g})"
 
     usable = arms["usable"] > 0
     parts = [f"{where(r)}: {r[col]} ({_interval_text(r, col)})" for _, r in arms[usable].iterrows()]

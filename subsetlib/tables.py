@@ -35,6 +35,14 @@ def mean_std_column(means: pd.Series, stds: pd.Series, digits: int, scale: float
             for m, s in zip(means, stds, strict=True)]
 
 
+def fraction_text(fraction: float) -> str:
+    """1/16 rather than 0.0625: the subset sizes of the paper are powers of two."""
+    if fraction >= 1:
+        return "full set"
+    inverse = 1 / fraction
+    return f"1/{round(inverse)}" if math.isclose(inverse, round(inverse), rel_tol=1e-6) else f"{fraction:.3g}"
+
+
 def significant(value: float, figures: int = 3) -> str:
     """``value`` to ``figures`` significant figures, never in e-notation (3,260, not 3.26e+03; 0.000314)."""
     if value == 0:
