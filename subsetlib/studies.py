@@ -167,7 +167,7 @@ DESIGNS: dict[str, Design] = {
     # CIFAR-10 re-encoded as JPEG (its own dataset), without augmentation: the question is where the training loss's
     # minimum lies, and augmentation changes that loss every epoch. Width 16 puts Q = 3.7 at a quarter of the set
     "cifar10-jpeg": Design("cifar10-jpeg", model="cifar-cpu-narrow", fractions=(1 / 4, 1 / 8, 1 / 32), seeds=(0, 1, 2),
-                           widths={"cifar-cpu-w8": (1 / 8, 1 / 32, 1 / 128)}),
+                           widths={"cifar-cpu-w8": (1 / 8, 1 / 32, 1 / 128)}, equal_seeds=(3, 4, 5, 6, 7, 8, 9)),
     # The same plan and rules for a GPU (grids/study-v2-gpu.yaml; not run on this book's CPUs): the full-width model,
     # B = 32 epochs (ladder to 256), the full-set loss on the whole set, every seed on every width. MNIST at width 16
     # puts Q = 1.6 / 3.1 / 6.3 at 1/16, 1/8, 1/4: the target Qs 1.5-3 a secondary summary suggests (our inference)

@@ -119,7 +119,8 @@ def test_scale_text_is_the_configs():
 def test_design_scale_text_names_other_widths_seeds_only_where_they_differ():
     assert "cnn-simple-w3, 5 seeds (3 seeds at the other widths; 5 more" in studies.DESIGNS["mnist"].scale_text()
     cifar = studies.DESIGNS["cifar10-jpeg"].scale_text()
-    assert "cifar-cpu-w8, 3 seeds; conventional" in cifar and "other widths" not in cifar
+    assert "cifar-cpu-w8, 3 seeds (7 more for the equal-compute arms); conventional" in cifar
+    assert "other widths" not in cifar
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "grids").glob("*.yaml")), ids=lambda p: p.name)
