@@ -16,21 +16,23 @@ def _span(values: pd.Series, unit: str, digits: int = 0) -> str:
     return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
 
 
-def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str]) -> list[str]:
-    """What the stored ladders say so far about the conventional arms, one Markdown bullet per dataset and width:
-    the seeds that passed the rule, and how far the others' loss still fell at their last doubling stored."""
+def progress_bullets(pairs: pd.DataFrame, titles: dict[str, str], final: frozenset[str] = frozenset()) -> list[str]:
+    """What the stored ladders say about the conventional arms, one Markdown bullet per dataset and width: the seeds
+    that passed the rule, and how far the others' loss still fell at their last doubling. A dataset in ``final`` has
+    every run stored, so its bullet no longer says "so far"."""
     conv = pairs[(pairs["fraction"] >= 1) & pairs["planned"]]
     bullets = []
     for (dataset, model), arm in conv.groupby(["dataset", "model"], sort=False):
         last = arm.sort_values("budget").groupby("seed").tail(1)
         done, open_ = last[last["converged"]], last[~last["converged"]]
         seeds = f"{len(last)} seed{'s' * (len(last) != 1)}"
-        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {seeds} converged so far"
+        so_far, stored = ("", "") if dataset in final else (" so far", " stored")
+        text = f"- {titles.get(dataset, dataset)}, {model}: {len(done)} of {seeds} converged{so_far}"
         if len(done):
             text += (f" (at {_span(done['budget'], '')} → {_span(2 * done['budget'], ' epochs')}, where the loss fell "
                      f"{_span(100 * done['drop'], ' %', 2)})")  # 9.98 %: "10 %" would seem to fail the rule
         if len(open_):
-            text += (f"; at {'each other' if len(done) else 'each'} seed's last doubling stored (up to "
+            text += (f"; at {'each other' if len(done) else 'each'} seed's last doubling{stored} (up to "
                      f"{int(open_['budget'].max())} → {2 * int(open_['budget'].max())} epochs) the training loss "
                      f"still fell {_span(100 * open_['drop'], ' %')}")
         bullets.append(text + ".")
@@ -111,8 +113,8 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
            pending: list[str] = (), track_progress: tuple[str, str] | None = None) -> str:
     """The front page's answer, from what is stored: the answers that are in, one paragraph per question with a
     bullet per design (``complete`` maps a design's name to its analysis, whose every run is stored; ``track`` is
-    the second-order track's answer, once all its runs are), then what is not in yet (the titles in ``pending``) and
-    why; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and
+    the second-order track's answer, once all its runs are), then what is not in yet (the titles in ``pending``, and
+    the track while ``track_progress`` is given) and why, or, once every run is in, the rule it was judged by; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and
     width on the conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then
     a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
     complete = complete or {}
@@ -137,13 +139,18 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
              for question, lines in zip(QUESTIONS, (close, equal, saving), strict=True) if lines]
     if not parts:
         parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
-    elif pending:
-        parts.append(f"**Not in yet: {', '.join(pending)}.** {rule}; of the runs stored so far ({len(runs)}), "
+    elif waiting := [*pending, *["the second-order track"] * bool(track_progress)]:
+        parts.append(f"**Not in yet: {', '.join(waiting)}.** {rule}; of the runs stored so far ({len(runs)}), "
                      f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''} "
                      f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
+    else:
+        parts.append(f"**Every run is in.** {rule}; of the {len(runs)} runs, {converged_seeds} conventional "
+                     f"run{'s' if converged_seeds != 1 else ''} passed that rule (per width below). {withdrawn}")
     if figure:
         parts.append(figure.replace("\n", " "))
-    bullets = (progress_bullets(pairs, titles) if len(pairs) else []) + ([track_progress[0]] if track_progress else [])
+    final = frozenset(a["design"].dataset for a in complete.values())
+    bullets = ((progress_bullets(pairs, titles, final) if len(pairs) else [])
+               + ([track_progress[0]] if track_progress else []))
     if bullets:
         parts.append("\n".join(bullets))
     datasets = sorted(runs["dataset"].unique(), key=lambda name: list(DESIGNS).index(name) if name in DESIGNS else 99)

@@ -330,6 +330,9 @@ def test_the_progress_bullet_names_converged_seeds_apart_from_those_still_fallin
                       "fell 41 %.")
     [one] = study2_answer.progress_bullets(pairs[pairs["seed"] == 1], {"mnist": "MNIST"})
     assert one.startswith("- MNIST, w3: 0 of 1 seed converged so far;")
+    # once every run of the dataset is stored, its bullet is the final word: no "so far", no "stored"
+    [final] = study2_answer.progress_bullets(pairs, {"mnist": "MNIST"}, final=frozenset({"mnist"}))
+    assert final == bullet.replace(" so far", "").replace(" stored", "")
 
 
 def test_the_interim_answer_without_pairs_says_none_is_stored():
@@ -418,6 +421,18 @@ def test_the_answer_opens_with_what_is_in_by_question_and_names_what_is_not():
     assert study2_answer.QUESTIONS[1] not in answer  # no design is complete: question 2 has no answer yet
     assert pending.startswith("**Not in yet: MNIST, Fashion-MNIST.**") and "1 conventional run has passed" in pending
     assert scale.endswith("; track scale.")
+
+
+def test_the_answer_says_every_run_is_in_only_when_nothing_waits():
+    runs, pairs = progress_case()
+    track = study2_answer.TrackAnswer("On the track, no arm is close.", "L-BFGS: 0.45× its FLOPs.", "track scale")
+    done = study2_answer.answer(runs, pairs, {"mnist": "MNIST"}, track=track)
+    assert "**Every run is in.**" in done and "of the 3 runs, 1 conventional run passed that rule" in done
+    assert "Not in yet" not in done
+    # the track still running: it is named as not in, though no design is pending
+    waiting = study2_answer.answer(runs, pairs, {"mnist": "MNIST"}, track=track,
+                                   track_progress=("- track bullet", "track scale"))
+    assert "**Not in yet: the second-order track.**" in waiting and "Every run is in" not in waiting
 
 
 def by_arm(*arms: tuple[float, str, int]) -> pd.DataFrame:
