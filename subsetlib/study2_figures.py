@@ -133,7 +133,7 @@ def minima(a: dict, scale: str) -> tuple[Figure, str, pd.DataFrame]:
         ax.axhline(0, color="black", lw=1)
         ax.set_xlabel("Q = K·M/P of the subset")
     ax_loss.set(ylabel="excess full-set loss (nats)")
-    ax_acc.set(ylabel="test accuracy − reference (points)")
+    ax_acc.set(ylabel="accuracy gap (points)")
     present.legend(ax_loss, below=True)
     caption = (f"{a['title']}: the subset minimum against the conventional minimum of the same width and seed, "
                f"against Q; {present.runs_text(points)}. Filled: both phases converged; hollow: one did not. "
