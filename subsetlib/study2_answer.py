@@ -114,9 +114,10 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
     """The front page's answer, from what is stored: the answers that are in, one paragraph per question with a
     bullet per design (``complete`` maps a design's name to its analysis, whose every run is stored; ``track`` is
     the second-order track's answer, once all its runs are), then what is not in yet (the titles in ``pending``, and
-    the track while ``track_progress`` is given) and why, or, once every run is in, the rule it was judged by; then ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and
-    width on the conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then
-    a "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
+    the track while ``track_progress`` is given) and why, or, once every run is in, the rule it was judged by; then
+    ``figure`` (HTML, kept on one line so that Markdown passes it through); then one bullet per dataset and width on
+    the conventional ladders (and ``track_progress``'s bullet on the second-order track's runs so far); then a
+    "Scale:" line. A design gets verdicts only when every one of its runs is stored."""
     complete = complete or {}
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
     converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
