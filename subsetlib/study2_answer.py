@@ -140,7 +140,7 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
              for question, lines in zip(QUESTIONS, (close, equal, saving), strict=True) if lines]
     if not parts:
         parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
-    elif waiting := [*pending, *["the second-order track"] * bool(track_progress)]:
+    elif waiting := [*pending, *(["the second-order track"] if track_progress else [])]:
         parts.append(f"**Not in yet: {', '.join(waiting)}.** {rule}; of the runs stored so far ({len(runs)}), "
                      f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''} "
                      f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
