@@ -121,9 +121,10 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
     complete = complete or {}
     conv = pairs[pairs["planned"] & (pairs["fraction"] >= 1)] if len(pairs) else pairs
     converged_seeds = int(conv.groupby(["dataset", "model", "seed"])["converged"].any().sum()) if len(conv) else 0
+    passed = f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''}"  # "… passed that rule"
+    has = "have" if converged_seeds != 1 else "has"
     stands = ("no budget-doubling pair is stored yet" if pairs.empty else
-              f"{len(runs)} of its runs are stored, and {converged_seeds} conventional run"
-              f"{'s' if converged_seeds != 1 else ''} ha{'ve' if converged_seeds != 1 else 's'} passed that rule")
+              f"{len(runs)} of its runs are stored, and {passed} {has} passed that rule")
     rule = (f"Study v2 judges the paper's claims only where training has reached a minimum by a rule fixed before the "
             f"runs (doubling the budget lowers the loss by less than {100 * RULES.converge_rel:g} % or by less than "
             f"{RULES.converge_abs:g} nats)")
@@ -142,11 +143,10 @@ def answer(runs: pd.DataFrame, pairs: pd.DataFrame, titles: dict[str, str], figu
         parts.append(f"**At real minima, the answer is not in yet.** {rule}, and so far {stands}. {withdrawn}")
     elif waiting := [*pending, *(["the second-order track"] if track_progress else [])]:
         parts.append(f"**Not in yet: {', '.join(waiting)}.** {rule}; of the runs stored so far ({len(runs)}), "
-                     f"{converged_seeds} conventional run{'s' if converged_seeds != 1 else ''} "
-                     f"ha{'ve' if converged_seeds != 1 else 's'} passed that rule. {withdrawn}")
+                     f"{passed} {has} passed that rule. {withdrawn}")
     else:
-        parts.append(f"**Every run is in.** {rule}; of the {len(runs)} runs, {converged_seeds} conventional "
-                     f"run{'s' if converged_seeds != 1 else ''} passed that rule (per width below). {withdrawn}")
+        parts.append(f"**Every run is in.** {rule}; of the {len(runs)} runs, {passed} passed that rule (per width "
+                     f"below). {withdrawn}")
     if figure:
         parts.append(figure.replace("\n", " "))
     final = frozenset(a["design"].dataset for a in complete.values())
