@@ -52,10 +52,37 @@ def subset_indices(labels: torch.Tensor, fraction: float, seed: int, stratified:
     return torch.cat(chosen).sort().values
 
 
+def largest_remainders(class_sizes: Sequence[int], k: int) -> list[int]:
+    """How many of each class a stratified subset of exactly K holds: floor(K·n_c/N) each, and one more for the
+    classes with the largest remainders (ties to the earlier class), so every count is its quota rounded down or up."""
+    n = sum(class_sizes)
+    counts = [k * size // n for size in class_sizes]
+    by_remainder = sorted(range(len(class_sizes)), key=lambda c: (-(k * class_sizes[c] % n), c))
+    for c in by_remainder[: k - sum(counts)]:
+        counts[c] += 1
+    return counts
+
+
 def subset_of_size(labels: torch.Tensor, k: int, seed: int, stratified: bool = True) -> torch.Tensor:
-    """A nested subset with (about) K examples, for choosing subsets by target Q."""
+    """Indices of a reproducible subset of exactly K examples, sorted, for choosing subsets by size or target Q.
+
+    The same random order per class (or, unstratified, of the whole set) as ``subset_indices`` for the seed, and a
+    prefix of it: stratified, each class gets its share of K by largest remainders. So a larger K holds a smaller
+    one wherever no class's share shrinks as K grows; largest remainders can take one example from a class as K grows
+    by one (the Alabama paradox: 34 of MNIST's 60,000 sizes), and there the two subsets differ by that example.
+    A K above the set's size is refused."""
     labels = check_labels(labels)
-    return subset_indices(labels, min(1.0, check_whole_number(k, "subset size K") / len(labels)), seed, stratified)
+    k, seed = check_whole_number(k, "subset size K"), check_seed(seed)
+    if k > len(labels):
+        raise UserError(f"subset size K={k} exceeds the {len(labels)} examples of the set: choose K <= {len(labels)}")
+    gen = torch.Generator().manual_seed(seed)
+    if not stratified:
+        return torch.randperm(len(labels), generator=gen)[:k].sort().values
+    classes = torch.unique(labels).tolist()
+    members = [torch.nonzero(labels == c).flatten() for c in classes]
+    orders = [m[torch.randperm(len(m), generator=gen)] for m in members]  # drawn as subset_indices draws them
+    counts = largest_remainders([len(m) for m in members], k)
+    return torch.cat([order[:count] for order, count in zip(orders, counts, strict=True)]).sort().values
 
 
 def membership_hash(indices: torch.Tensor) -> str:
@@ -73,8 +100,10 @@ def reduced(data: Dataset, train_size: int, test_size: int, seed: int = 0) -> Da
                         f"test_size within those (got {train_size}, {test_size})")
     if train_size == n_train and test_size == n_test:
         return data
-    train = subset_of_size(data.y_train, train_size, seed)
-    test = subset_of_size(data.y_test, test_size, seed)
+    # by fraction (round(fraction·n_c) per class), not by exact size: the parts stored runs were made on keep their
+    # examples and names (10,000 of MNIST's training set is mnist-10001-2000)
+    train = subset_indices(data.y_train, train_size / n_train, seed)
+    test = subset_indices(data.y_test, test_size / n_test, seed)
     name = f"{data.name}-{len(train)}-{len(test)}"
     # a part is no longer what torchvision's class reads from the same files
     spec = replace(data.spec, name=name, train_size=len(train), test_size=len(test), torchvision=None,

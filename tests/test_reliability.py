@@ -656,3 +656,44 @@ def test_damaged_results_file_is_named_and_the_others_load(synthetic, tmp_path):
     with pytest.warns(UserWarning, match=f"unreadable results file {bad_curve}"):
         curves = results.load(tmp_path, "curves")
     assert "r0" in set(curves["run_id"]) and "r2" not in set(curves["run_id"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Subsets of an exact size (issue 35, item 3)
+
+
+@pytest.fixture(scope="module")
+def mnist_labels() -> torch.Tensor:
+    if not (REAL_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip(f"the MNIST files are not in {REAL_DATA}")
+    return data.load("mnist", root=REAL_DATA, device="cpu").y_train
+
+
+@pytest.mark.parametrize(("k", "smaller"), [(7184, 7183), (7183, 7181), (1001, 1000), (59999, 1001), (10, 9)])
+def test_subset_of_size_returns_exactly_k_stratified_and_nested(mnist_labels, k, smaller):
+    """K = 7,184 is what q, the planner and run give MNIST cnn-simple at Q = 3: the subset holds exactly that many,
+    each class its quota rounded down or up, and a smaller size of the same seed lies inside it."""
+    chosen = subsets.subset_of_size(mnist_labels, k, 0)
+    assert len(chosen) == k and len(set(chosen.tolist())) == k
+    sizes = torch.bincount(mnist_labels).tolist()
+    counts = torch.bincount(mnist_labels[chosen], minlength=10).tolist()
+    for size, count in zip(sizes, counts, strict=True):
+        assert k * size // 60000 <= count <= -(-k * size // 60000), (size, count)
+    assert set(subsets.subset_of_size(mnist_labels, smaller, 0).tolist()) <= set(chosen.tolist())
+    assert torch.equal(subsets.subset_of_size(mnist_labels, k, 0), chosen)  # reproducible
+
+
+@pytest.mark.parametrize("stratified", [True, False])
+def test_subset_of_size_refuses_more_than_the_set_holds(synthetic, stratified):
+    labels = synthetic.y_train[:1000]
+    with pytest.raises(UserError, match=r"subset size K=5000 exceeds the 1000 examples of the set: choose K <= 1000"):
+        subsets.subset_of_size(labels, 5000, 0, stratified)
+    assert len(subsets.subset_of_size(labels, 999, 0, stratified)) == 999
+
+
+def test_reduced_parts_keep_the_examples_stored_runs_were_made_on(mnist_labels):
+    """The beyond pages' runs were made on mnist-10001-2000 (drawn by fraction): it keeps its name and examples."""
+    full = data.load("mnist", root=REAL_DATA, device="cpu")
+    part = subsets.reduced(full, 10000, 2000)
+    assert part.name == "mnist-10001-2000"
+    assert torch.equal(part.x_train, full.x_train[subsets.subset_indices(mnist_labels, 10000 / 60000, 0)])
