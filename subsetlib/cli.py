@@ -74,7 +74,6 @@ def _check_run_inputs(args: argparse.Namespace):
     from subsetlib.errors import check_fraction
     from subsetlib.planner import count_parameters, fraction_for_q
     from subsetlib.registry import dataset_spec
-    from subsetlib.train import check_optimizer
 
     for name, protocols_using in PROTOCOL_FLAGS.items():
         if getattr(args, name) is not None and args.protocol not in protocols_using:
@@ -87,8 +86,7 @@ def _check_run_inputs(args: argparse.Namespace):
     spec = dataset_spec(args.dataset)
     device = data.resolve_device(args.device)
     p = count_parameters(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
-    check_optimizer(args.optimizer, args.lr)
-    cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields
+    cfg = protocols.config_from(vars(args))  # the flags named like RunConfig fields, checked by RunConfig
     smallest, what = spec.train_size, "training set"
     if args.protocol != "conventional":
         if args.protocol == "growing" and args.fraction is None:

@@ -8,6 +8,7 @@ Every protocol is a list of phases (a subset fraction and a number of epochs ove
 import hashlib
 import json
 import math
+import numbers
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from subsetlib.train import (
     FlopMeter,
     Ledger,
     Numerics,
+    check_optimizer,
     check_precision,
     check_schedule,
     evaluate,
@@ -64,14 +66,16 @@ class RunConfig:
 
     def __post_init__(self):
         check_whole_number(self.batch_size, "batch_size")
-        if not 0 < self.eval_every < math.inf:  # also NaN
-            raise UserError(f"eval_every must be a finite number > 0 of epoch-equivalents (got {self.eval_every})")
+        check_optimizer(self.optimizer, self.lr)
+        if (isinstance(self.eval_every, bool) or not isinstance(self.eval_every, numbers.Real)
+                or not 0 < self.eval_every < math.inf):  # also NaN
+            raise UserError(f"eval_every must be a finite number > 0 of epoch-equivalents (got {self.eval_every!r})")
         check_precision(self.precision)
         check_schedule(self.lr_schedule)
         if not isinstance(self.eval_dense, int) or not 0 <= self.eval_dense <= 20:
             raise UserError(f"eval_dense must be a whole number from 0 to 20 (got {self.eval_dense!r})")
-        if self.eval_train_examples is not None and self.eval_train_examples <= 0:
-            raise UserError(f"eval_train_examples must be > 0 or None for all (got {self.eval_train_examples})")
+        if self.eval_train_examples is not None:
+            check_whole_number(self.eval_train_examples, "eval_train_examples (None: all)")
 
 
 def config_from(params: Mapping, **overrides) -> RunConfig:
@@ -86,6 +90,9 @@ def config_from(params: Mapping, **overrides) -> RunConfig:
     return RunConfig(**{**{k: v for k, v in params.items() if k in valid}, **overrides})
 
 
+PHASE_UNITS = ("epochs", "iterations")  # mini-batch epochs, or iterations of a full-batch trainer such as L-BFGS
+
+
 @dataclass(frozen=True)
 class Phase:
     """One stretch of training on one set of examples (a fraction of the training set). Its ``length`` is counted in
@@ -97,6 +104,13 @@ class Phase:
     length: int
     uniform: bool = False  # draw this phase's subset without stratification (the random baseline)
     unit: str = "epochs"
+
+    def __post_init__(self):
+        if self.unit not in PHASE_UNITS:
+            raise UserError(f"unknown unit {self.unit!r} of phase {self.name!r}: choose one of "
+                            f"{', '.join(PHASE_UNITS)}")
+        check_fraction(self.fraction)
+        check_whole_number(self.length, f"{self.unit} of phase {self.name!r}")
 
 
 ID_NEUTRAL = {"lr_schedule": "constant"}
@@ -185,11 +199,18 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
     what makes a rerun notebook resume. ``trainers`` maps a phase name to another way of training it (the default
     is ``epoch_trainer``); what a trainer returns lands in the phase's info and in the summary.
     """
+    if not isinstance(data, Dataset):
+        raise UserError(f"data must be a loaded Dataset, e.g. subsetlib.data.load('mnist') (got {type(data).__name__})")
+    if not isinstance(cfg, RunConfig):
+        raise UserError(f"cfg must be a RunConfig, e.g. RunConfig(dataset={data.name!r}) (got {type(cfg).__name__})")
     if cfg.dataset != data.name:
         raise UserError(f"config names dataset {cfg.dataset!r} but the loaded data is {data.name!r}")
-    for phase in phases:
-        check_fraction(phase.fraction)
-        check_whole_number(phase.length, f"{phase.unit} of phase {phase.name!r}")
+    if not isinstance(phases, Sequence) or not phases or not all(isinstance(ph, Phase) for ph in phases):
+        raise UserError(f"phases must be a non-empty list of Phase, e.g. [Phase('full', 1.0, 5)] (got {phases!r})")
+    n = len(data.y_train)
+    if cfg.batch_size > n and any(ph.name not in (trainers or {}) for ph in phases):  # mini-batch phases only
+        raise UserError(f"batch size {cfg.batch_size} exceeds the {n} training examples of {data.name}: choose "
+                        f"batch_size {n} or less")
     seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):

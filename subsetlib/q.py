@@ -6,10 +6,11 @@ This module is the arithmetic only; ``planner`` applies it to a model and a data
 """
 
 import math
+import numbers
 
 from torch import nn
 
-from subsetlib.errors import UserError
+from subsetlib.errors import UserError, check_whole_number
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -19,15 +20,11 @@ def count_parameters(model: nn.Module) -> int:
 
 def overdetermination_ratio(k: int, m: int, p: int) -> float:
     """Q = K·M/P."""
-    if k < 0 or m <= 0 or p <= 0:
-        raise UserError(f"Q needs K >= 0, M > 0 and P > 0 (got K={k}, M={m}, P={p})")
-    return k * m / p
+    return check_whole_number(k, "K", 0) * check_whole_number(m, "M") / check_whole_number(p, "P")
 
 
 def min_subset_size(p: int, m: int, target_q: float) -> int:
     """The smallest K with K·M/P >= target_q."""
-    if not 0 < target_q < math.inf:  # also NaN, which compares false to everything
-        raise UserError(f"target Q must be a number > 0 (got {target_q})")
-    if m <= 0 or p <= 0:
-        raise UserError(f"P and M must be > 0 (got P={p}, M={m})")
-    return math.ceil(target_q * p / m - 1e-9)
+    if isinstance(target_q, bool) or not isinstance(target_q, numbers.Real) or not 0 < target_q < math.inf:  # NaN
+        raise UserError(f"target Q must be a number > 0, e.g. 1.5 or 3 (got {target_q!r})")
+    return math.ceil(target_q * check_whole_number(p, "P") / check_whole_number(m, "M") - 1e-9)

@@ -9,6 +9,7 @@ import bisect
 import contextlib
 import copy
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -87,8 +88,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def check_optimizer(name: str, lr: float) -> None:
-    if not 0 < lr < math.inf:  # also NaN
-        raise UserError(f"learning rate must be a finite number > 0 (got {lr})")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:  # also NaN
+        raise UserError(f"learning rate must be a finite number > 0 (got {lr!r})")
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 

@@ -697,3 +697,47 @@ def test_reduced_parts_keep_the_examples_stored_runs_were_made_on(mnist_labels):
     part = subsets.reduced(full, 10000, 2000)
     assert part.name == "mnist-10001-2000"
     assert torch.equal(part.x_train, full.x_train[subsets.subset_indices(mnist_labels, 10000 / 60000, 0)])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The Python API, fourth round (issue 35, item 5): raw TypeErrors and IndexErrors, and nonsense accepted
+
+
+def api_calls_round_four(synthetic) -> dict:
+    cfg = tiny_config()
+
+    def small() -> data.Dataset:
+        return data.Dataset(synthetic.spec, synthetic.x_train[:599], synthetic.y_train[:599], synthetic.x_test[:100],
+                            synthetic.y_test[:100], synthetic.root)
+
+    return {
+        "target Q as text": (lambda: q.min_subset_size(23946, 10, "3"), "target Q must be a number > 0"),
+        "target Q None": (lambda: q.min_subset_size(23946, 10, None), "target Q must be a number > 0"),
+        "K as text": (lambda: q.overdetermination_ratio("10", 10, 100), "K must be a whole number >= 0 (got '10')"),
+        "no phases": (lambda: protocols.run_phases(synthetic, cfg, [], 0, "x"),
+                      "phases must be a non-empty list of Phase"),
+        "phases None": (lambda: protocols.run_phases(synthetic, cfg, None, 0, "x"),
+                        "phases must be a non-empty list of Phase"),
+        "data as text": (lambda: protocols.conventional("synthetic", cfg, 0, 1),
+                         "data must be a loaded Dataset, e.g. subsetlib.data.load('mnist') (got str)"),
+        "lr as text": (lambda: protocols.RunConfig(lr="1e-3"),
+                       "learning rate must be a finite number > 0 (got '1e-3')"),
+        "eval_train_examples 1.5": (lambda: protocols.RunConfig(eval_train_examples=1.5),
+                                    "eval_train_examples (None: all) must be a whole number >= 1 (got 1.5)"),
+        "unit parsecs": (lambda: protocols.Phase("full", 1.0, 1, unit="parsecs"),
+                         "unknown unit 'parsecs' of phase 'full': choose one of epochs, iterations"),
+        "batch above the training set": (
+            lambda: protocols.conventional(small(), tiny_config(batch_size=100_000), 0, 1, results_dir="res"),
+            "batch size 100000 exceeds the 599 training examples of synthetic: choose batch_size 599 or less"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(api_calls_round_four(None)))
+def test_python_api_fourth_round_refuses_with_a_message(case, synthetic, tmp_path, monkeypatch):
+    call, expected = api_calls_round_four(synthetic)[case]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as caught:
+        call()
+    assert str(caught.value).startswith(expected), str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # nothing trained or stored
