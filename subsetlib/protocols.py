@@ -214,7 +214,9 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
     seed = check_seed(seed)
     rid = run_id(protocol, cfg, seed, **dict(arm_settings or {}))
     if results_dir is not None and results.has_run(results_dir, rid):
-        return results.load_run(results_dir, rid)
+        stored = results.load_run(results_dir, rid)
+        check_finite(stored.curve, cfg, f"stored in {results_dir}: delete its runs/ and curves/ files, then")
+        return stored
     if _STORED_ONLY.get():
         raise NotStored(rid)
     run_started = datetime.now(UTC)
@@ -222,6 +224,17 @@ def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int
     if results_dir is not None:
         results.save(result, data, results_dir, run_started)
     return result
+
+
+def check_finite(curve: Sequence[Mapping], cfg: RunConfig, then: str = "nothing was stored;") -> None:
+    """A run whose loss became non-finite (it diverged) is no result: stopped with one line naming the step and the
+    fix, so it is never stored, and one stored before this check is never loaded as a result."""
+    for row in curve:
+        for name in ("test_loss", "train_loss"):
+            if name in row and not math.isfinite(row[name]):
+                raise UserError(f"run {row['run_id']} diverged: its {name.replace('_', ' ')} is {row[name]} at step "
+                                f"{row['steps']:,} ({row['epoch_equivalents']:.3g} epoch-equivalents), {then} "
+                                f"use a smaller learning rate than {cfg.lr:g}")
 
 
 def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
@@ -266,6 +279,7 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
             row["subset_loss"], row["subset_acc"] = evaluate(model, data, how, "train", sample(indices))
         total.eval_seconds += time.perf_counter() - tic
         row.update(total.as_dict(), epoch_equivalents=total.examples / n)
+        check_finite([row], cfg)
         result.curve.append(row)
         progress.set_postfix_str(f"phase {phase.name}", refresh=False)
         progress.update(total.examples / n - progress.n)

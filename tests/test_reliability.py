@@ -741,3 +741,33 @@ def test_python_api_fourth_round_refuses_with_a_message(case, synthetic, tmp_pat
     assert str(caught.value).startswith(expected), str(caught.value)
     assert "\n" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # nothing trained or stored
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A diverged run is no result (issue 35, item 1)
+
+
+@pytest.mark.parametrize("how", ["api", "cli", "stored before"])
+def test_diverged_run_is_stopped_in_one_line_and_never_stored_or_loaded(how, mini, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "res"
+    monkeypatch.chdir(tmp_path)
+    if how == "cli":
+        rc, out, err = main_in_process(["run", *SYN, "--lr", "1e30", "--epochs", "1", "--batch-size", "500",
+                                        "--results", str(store)], capsys)
+        assert rc == 2 and out == ""
+        message = one_error_line(err)
+    else:
+        cfg = tiny_config(lr=1e30 if how == "api" else 1e-3, eval_train=True)
+        if how == "stored before":  # as the code before this check stored it: a curve whose loss is NaN
+            run = protocols.conventional(mini, cfg, 0, 1)
+            run.curve[-1]["test_loss"] = math.nan
+            results.save(run, mini, store)
+        with pytest.raises(UserError) as caught:
+            protocols.conventional(mini, cfg, 0, 1, results_dir=str(store))
+        message = str(caught.value)
+    assert "diverged: its test loss is nan at step " in message and "use a smaller learning rate than" in message
+    if how == "stored before":
+        assert f"stored in {store}: delete its runs/ and curves/ files" in message
+    else:
+        assert "nothing was stored" in message
+        assert not list(store.rglob("*.parquet"))
