@@ -29,6 +29,7 @@ from subsetlib.errors import UserError
 from subsetlib.grids import Cell, Grid, load_grid
 from subsetlib.io import atomic_write, atomic_write_text, check_writable
 from subsetlib.pages import execute
+from subsetlib.repo import REPO_ROOT
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is reported as unreachable
 
@@ -249,6 +250,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
         if todo:
             for folder, what, fix in folders:
                 check_writable(folder, what, fix)
+                if not folder.is_relative_to(REPO_ROOT.resolve()):  # as the grid asked, but worth a word
+                    print(f"subsetlib: writing to the {what} {folder}, outside the repository", file=sys.stderr)
         if todo and not scheduler:
             if gpus:
                 os.environ["SUBSETLIB_WORKER_GPUS"] = gpus

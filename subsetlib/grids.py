@@ -195,19 +195,44 @@ def _output_and_title(stage: dict, where: str, notebook: Path, grid: dict, param
     return output, title
 
 
+def _folder(text: object, relative_to: Path, base: Path, what: str, where: str) -> Path:
+    """A folder a grid names: an absolute path as written, or a relative one (to ``relative_to``) that stays inside
+    the repository ``base``; one that climbs out of it is refused."""
+    path = Path(str(text))
+    resolved = (relative_to / path).resolve()
+    if not path.is_absolute() and not resolved.is_relative_to(base.resolve()):
+        raise UserError(f"{what} {text} in {where} leads out of the repository (to {resolved}): name a folder inside "
+                        "it, or give an absolute path to write there")
+    return resolved
+
+
+def _check_folders(values: dict, notebook: Path, base: Path, where: str) -> None:
+    """A stage's folder parameters (``*_dir``, ``*_dirs``; relative to the notebook's folder) stay in the repository;
+    ``results_dir`` is the grid's ``results:``, never a stage's."""
+    if "results_dir" in values:
+        raise UserError(f"results_dir in {where} is set by the grid's 'results:' key: leave it out of the stage, and "
+                        "set 'results:' at the top of the grid file instead")
+    for name, value in values.items():
+        if name.endswith(("_dir", "_dirs")):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    _folder(item, notebook.parent, base, f"parameter {name}", where)
+
+
 def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
     """Read and check a grid file, every cell's parameters included, before anything runs; every problem is one
     UserError naming the fix."""
     path = Path(path)
     spec = _read_spec(path)
     profile = spec["profile"]
-    results = (base / spec.get("results", f"results/{profile}")).resolve()
-    output_dir = (base / spec.get("output_dir", f"book/experiments/{profile}")).resolve()
+    results = _folder(spec.get("results", f"results/{profile}"), base, base, "results:", str(path))
+    output_dir = _folder(spec.get("output_dir", f"book/experiments/{profile}"), base, base, "output_dir:", str(path))
     checked = {"seeds"}  # a grid-level value is checked once: the seeds above, the scale by its first notebook
     cells, wave = [], 0
     for number, stage in enumerate(spec["stages"]):
         where = f"stage {number + 1} of {path}"
         notebook, declared, fixed, grid = _read_stage(stage, where, base)
+        _check_folders({**fixed, **grid}, notebook, base, where)
         wave += bool(stage.get("wait")) and number > 0
         injected = {k: spec[k] for k in ("scale", "seeds") if spec.get(k) is not None and k in declared}
         check_values({k: v for k, v in injected.items() if k not in checked}, declared, stage["notebook"], where)

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 from conftest import (
+    PARAMETERS,
     PYTHON,
     REAL_DATA,
     assert_refused_in_one_line,
@@ -771,3 +772,41 @@ def test_diverged_run_is_stopped_in_one_line_and_never_stored_or_loaded(how, min
     else:
         assert "nothing was stored" in message
         assert not list(store.rglob("*.parquet"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Grid files that would write outside the repository (issue 35, item 2)
+
+ESCAPES = {
+    "results": ({"results": "../../probe-escape-results"}, "results: ../../probe-escape-results in "),
+    "output_dir": ({"output_dir": "../../probe-escape-book"}, "output_dir: ../../probe-escape-book in "),
+    "stage results_dir": ({"stage": {"results_dir": "../../../x"}},
+                          "results_dir in stage 1 of {grid} is set by the grid's 'results:' key"),
+    "stage folder parameter": ({"stage": {"other_dir": "../../../x"}}, "parameter other_dir ../../../x in stage 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPES))
+def test_grid_paths_that_leave_the_repository_are_refused(case, tmp_path, monkeypatch, capsys):
+    change, expected = ESCAPES[case]
+    notebook = write_notebook(tmp_path / "nb.ipynb", parameters=PARAMETERS + '\nother_dir = "."')
+    stage = {"notebook": str(notebook), "output": "cell-{seed}.ipynb", "grid": {"seed": [0]},
+             "parameters": change.get("stage", {})}
+    spec = {"profile": "escape", "results": str(tmp_path / "res"), "output_dir": str(tmp_path / "book"),
+            **{k: v for k, v in change.items() if k != "stage"}, "stages": [stage]}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    expected = [expected.format(grid=path)] + ([] if case.startswith("stage results") else
+                                               ["leads out of the repository", "or give an absolute path"])
+    assert_refused_in_one_line(["batch", str(path), "--dry-run"], tmp_path, capsys, expected)  # dry: never writes
+    assert not any(Path(p).exists() for p in ("/probe-escape-results", "/probe-escape-book", "/x"))
+
+
+def test_grid_paths_absolute_are_taken_as_written(tmp_path):
+    notebook = write_notebook(tmp_path / "nb.ipynb")
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"results": str(tmp_path / "res"), "output_dir": str(tmp_path / "book"),
+                                    "stages": [{"notebook": str(notebook), "output": "cell.ipynb"}]}))
+    grid = grids.load_grid(path)
+    assert grid.results == tmp_path / "res" and Path(grid.cells[0].output) == tmp_path / "book" / "cell.ipynb"
