@@ -183,13 +183,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from subsetlib import bench_loader, bench_peak
+    from subsetlib.data import resolve_device
+    from subsetlib.planner import count_parameters
+    from subsetlib.registry import dataset_spec
     from subsetlib.train import check_precision, set_threads
 
     set_threads()
     check_precision(args.precision)
+    spec = dataset_spec(args.dataset)  # every input checked before the announcement, and before anything is timed
+    resolve_device(args.device)
+    count_parameters(args.model, spec)  # also refuses an unknown model or one the dataset's images do not fit
+    if args.batch_size > spec.train_size:
+        raise UserError(f"batch size {args.batch_size} exceeds the {spec.train_size} training examples of "
+                        f"{args.dataset}: choose --batch-size {spec.train_size} or less")
     what = "the peak probe, then every precision and memory-format variant" if args.variants else (
         "the GPU-resident loop, then a DataLoader loop")
-    print(f"subsetlib: timing {what}, {args.steps} steps each; this takes a minute or two", file=sys.stderr)
+    print(f"subsetlib: timing {what}, {args.steps} steps each; on two CPU cores 300 steps of cnn-simple on MNIST "
+          "took about 4 minutes", file=sys.stderr)
     if args.variants:
         peak = bench_peak.peak_probe(args.device)
         print(f"peak (matmul {peak['size']}): fp32 {peak['fp32'] / 1e9:,.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.1f}")

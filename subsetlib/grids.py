@@ -222,6 +222,8 @@ def _check_folders(values: dict, notebook: Path, base: Path, where: str) -> None
 def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
     """Read and check a grid file, every cell's parameters included, before anything runs; every problem is one
     UserError naming the fix."""
+    from subsetlib.notebook import check_page
+
     path = Path(path)
     spec = _read_spec(path)
     profile = spec["profile"]
@@ -239,6 +241,10 @@ def load_grid(path: str | os.PathLike, base: Path = REPO_ROOT) -> Grid:
         checked |= set(injected)
         for n, combo in enumerate(itertools.product(*grid.values()) if grid else [()], start=1):
             params = {**injected, **fixed, **dict(zip(grid, combo, strict=True))}
+            try:
+                check_page(notebook, {**declared, **params})
+            except UserError as err:
+                raise UserError(f"{err} ({where})") from None
             if "results_dir" in declared:
                 params["results_dir"] = os.path.relpath(results, notebook.parent)
             output, title = _output_and_title(stage, where, notebook, grid, params, n, output_dir)

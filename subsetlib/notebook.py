@@ -90,12 +90,13 @@ def _check_model(name: object) -> None:
 
 
 def _registry_checks() -> dict[str, object]:
+    from subsetlib.data import resolve_device
     from subsetlib.registry import dataset_spec
     from subsetlib.studies import design, study_config
     from subsetlib.train import check_precision
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction,
-            "precision": check_precision, "study": study_config, "design": design}
+            "precision": check_precision, "study": study_config, "design": design, "device": resolve_device}
 
 
 def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: float = math.inf):
@@ -112,7 +113,7 @@ def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: f
 
 COUNT, COUNT_OR_ZERO = _number_rule(0, whole=True), _number_rule(0, low_open=False, whole=True)
 RULES = {"dataset": "dataset", "model": "model", "seed": "seed", "fraction": "fraction", "precision": "precision",
-         "study": "study", "design": "design",
+         "study": "study", "design": "design", "device": "device",
          "count": COUNT, "count_or_zero": COUNT_OR_ZERO, "positive": _number_rule(0),
          "not_negative": _number_rule(0, low_open=False), "growth": _number_rule(1),
          "eval_dense": _number_rule(0, low_open=False, whole=True, high=20)}
@@ -129,7 +130,7 @@ CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "model
            "tabular_weight_decay": "not_negative", "growth": "growth", "growths": "growth",
            "k_train": "count", "k_test": "count", "inputs": "count", "hidden": "count", "outputs": "count",
            "tabular_hidden": "count", "study_name": "study",
-           "design": "design", "designs": "design"}
+           "design": "design", "designs": "design", "device": "device"}
 COUNT_SUFFIXES = ("epochs", "steps", "iterations", "size", "sizes", "examples", "rounds")  # subset_steps, batch_size
 
 
@@ -164,6 +165,15 @@ def check_parameter(name: str, value: object, default: object) -> None:
             except UserError as err:
                 raise UserError(f"parameter {name}: {err}" if not str(err).startswith("must") else
                                 f"parameter {name} {err}") from None
+
+
+def check_page(notebook: str | os.PathLike, params: dict) -> None:
+    """What a page's parameters must satisfy together (each value alone passed ``check_parameter``): checked with
+    all of them, defaults included, before its kernel starts, by the grid loader and the ``page`` command alike."""
+    if Path(notebook).stem == "beyond_teacher_student":
+        from subsetlib.teacher import check_sizes
+
+        check_sizes(params["inputs"], params["hidden"], params["outputs"], params["k_train"], params["target_qs"])
 
 
 def end(namespace: dict) -> dict:

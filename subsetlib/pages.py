@@ -15,6 +15,7 @@ import yaml
 from subsetlib.errors import UserError
 from subsetlib.grids import check_values, read_parameters_cell
 from subsetlib.io import check_writable
+from subsetlib.notebook import check_page
 from subsetlib.repo import REPO_ROOT
 
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]  # not Jupyter's warning about unencrypted TCP on every start
@@ -70,6 +71,7 @@ def prepare(name: str, pairs: list[tuple[str, str]], output: str | None = None) 
         raise UserError(f"unknown parameter(s) {', '.join(unknown)} for {name}: it takes {', '.join(sorted(declared))}")
     values = {n: parse_value(text, declared[n]) for n, text in pairs}
     check_values(values, declared, name)
+    check_page(notebook, {**declared, **values})
     if "results_dir" in values:  # as a shell user means it: relative to the working folder, not to the notebook's
         values["results_dir"] = str(Path(values["results_dir"]).resolve())
     if isinstance(values.get("results_dir", declared.get("results_dir")), str):

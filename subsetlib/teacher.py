@@ -18,9 +18,9 @@ from subsetlib.errors import UserError
 from subsetlib.lbfgs import Fit, flat
 from subsetlib.planner import size_for_q
 from subsetlib.protocols import run_id
-from subsetlib.q import overdetermination_ratio
+from subsetlib.q import count_parameters, overdetermination_ratio
 from subsetlib.results import RunResult
-from subsetlib.tensor_tasks import TensorTask, aligned_distance, fit, loss_on
+from subsetlib.tensor_tasks import TensorTask, aligned_distance, fit, loss_on, mlp
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,15 @@ class MinimumStudyConfig:
     history_size: int = 50
     continue_iterations: int = 2000  # full-set L-BFGS after the subset minimum (cost to reach the full minimum)
     target_fraction: float = 1e-3  # reached: loss <= L* + target_fraction · (L_init − L*)
+
+
+def check_sizes(inputs: int, hidden: int, outputs: int, k_train: int, target_qs: Sequence[float]) -> None:
+    """Every target Q reachable with ``k_train`` examples of the teacher task ``mlp(inputs, hidden, outputs)``: the
+    page's parameters checked together before its kernel starts (``subset_for_q`` applies the same rule)."""
+    with torch.device("meta"):
+        p = count_parameters(mlp(inputs, hidden, outputs))
+    for target_q in target_qs:
+        size_for_q(p, outputs, k_train, target_q, "the task", "lower it or enlarge k_train")
 
 
 def subset_for_q(task: TensorTask, target_q: float, seed: int) -> torch.Tensor:

@@ -810,3 +810,36 @@ def test_grid_paths_absolute_are_taken_as_written(tmp_path):
                                     "stages": [{"notebook": str(notebook), "output": "cell.ipynb"}]}))
     grid = grids.load_grid(path)
     assert grid.results == tmp_path / "res" and Path(grid.cells[0].output) == tmp_path / "book" / "cell.ipynb"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checked before anything starts (issue 35, item 4)
+
+TEACHER = str(Path(__file__).resolve().parent.parent / "notebooks" / "beyond_teacher_student.ipynb")
+BEFORE_START = {
+    "page device": (["page", TEACHER.replace("teacher_student", "growing"), "-p", "device", "tpu"],
+                    ["parameter device: unknown device 'tpu': use auto, cpu, cuda or cuda:N"]),
+    "page target Q out of reach": (["page", TEACHER, "-p", "k_train", "300", "-p", "target_qs", "[0.5, 64]"],
+                                   ["target Q 64 needs K=", "but the task has 300: lower it or enlarge k_train"]),
+    "grid target Q out of reach": (["batch", "GRID"], ["target Q 64.0 needs K=", "lower it or enlarge k_train",
+                                                       "(stage 1 of"]),
+    "bench unknown dataset": (["bench", "--dataset", "nosuch"], ["unknown dataset 'nosuch'"]),
+    "bench batch above the set": (["bench", "--dataset", "synthetic", "--batch-size", "5000"],
+                                  ["batch size 5000 exceeds the 2000 training examples of synthetic"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE_START))
+def test_checked_before_anything_starts_and_nothing_is_left(case, tmp_path, monkeypatch, capsys):
+    argv, expected = BEFORE_START[case]
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "page":
+        argv = [*argv, "-o", str(tmp_path / "out" / "page.ipynb"), "-p", "results_dir", str(tmp_path / "res")]
+    if argv[0] == "batch":
+        path = tmp_path / "grid.yaml"
+        path.write_text(yaml.safe_dump({
+            "results": str(tmp_path / "res"), "output_dir": str(tmp_path / "book"),
+            "stages": [{"notebook": TEACHER, "output": "ts.ipynb",
+                        "parameters": {"k_train": 300, "target_qs": [0.5, 64.0]}}]}))
+        argv = ["batch", str(path)]
+    assert_refused_in_one_line(argv, tmp_path, capsys, expected)
