@@ -204,6 +204,15 @@ def _connect(scheduler: str, worker_wait: float):
     return client
 
 
+def quiet_resource_tracker() -> None:
+    """After a runner is killed, multiprocessing's resource tracker (started by the local cluster's processes) cleans
+    up after it and warns of "leaked semaphore objects": not news after a kill. The tracker is a fresh interpreter
+    that inherits this environment, so the filter must be set before the first process starts."""
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+
+
 def renders_again(cell: Cell, again: str | None = None) -> bool:
     """Whether a done cell is rendered once more: its stage refreshes, or its output file name matches ``again``."""
     return cell.refresh or (again is not None and fnmatch.fnmatch(Path(cell.output).name, again))
@@ -255,6 +264,7 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
         if todo and not scheduler:
             if gpus:
                 os.environ["SUBSETLIB_WORKER_GPUS"] = gpus
+            quiet_resource_tracker()
             # no more workers than the widest wave has cells, and the cores shared among them: a one-cell grid
             # gives its kernel every core instead of one
             widest = max(sum(c.wave == w for c in todo) for w in {c.wave for c in todo})

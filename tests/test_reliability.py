@@ -843,3 +843,38 @@ def test_checked_before_anything_starts_and_nothing_is_left(case, tmp_path, monk
                         "parameters": {"k_train": 300, "target_qs": [0.5, 64.0]}}]}))
         argv = ["batch", str(path)]
     assert_refused_in_one_line(argv, tmp_path, capsys, expected)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What a killed batch leaves behind (issue 35, item 6)
+
+
+@pytest.mark.parametrize(("folder", "suffix"), [("book/experiments/study-v2", ".ipynb"),
+                                                ("book/experiments/study-v2/sub", ".ipynb"), ("book", ".tmp")])
+def test_a_killed_cells_temporary_notebook_never_becomes_a_page(folder, suffix, tmp_path):
+    """The hidden file a batch cell writes its page into (left behind by SIGKILL until the cell runs again) is
+    excluded from the book by _config.yml, the rule jupyter-book's globs in _toc.yml apply; a page is not."""
+    from sphinx.util.matching import Matcher
+
+    from subsetlib.io import temporary_path
+
+    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml").read_text())
+    excluded = Matcher(config["exclude_patterns"])
+    leftover = temporary_path(tmp_path / folder / "k-2.ipynb", suffix).relative_to(tmp_path).as_posix()
+    assert excluded(leftover), leftover
+    assert not excluded(f"{folder}/k-2.ipynb")
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_no_leaked_semaphore_warning_after_a_kill(quiet, tmp_path):
+    """A process that made a semaphore is killed: its resource tracker says nothing once the runner's filter is set
+    (and, without it, would warn: the case this test can tell apart)."""
+    script = ("import os, signal, multiprocessing\n"
+              "from subsetlib.batch import quiet_resource_tracker\n"
+              f"{'quiet_resource_tracker()' if quiet else ''}\n"
+              "semaphore = multiprocessing.get_context('spawn').Semaphore()\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {k: v for k, v in child_env().items() if k != "PYTHONWARNINGS"}
+    done = subprocess.run([PYTHON, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9
+    assert ("leaked semaphore" in done.stderr) is not quiet, done.stderr
