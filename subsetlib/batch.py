@@ -244,9 +244,11 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
     todo = [c for c in grid.cells if status[c.key] in rerun or (status[c.key] == "done" and renders_again(c, again))]
     kept = [status[c.key] for c in grid.cells if c not in todo]
     report = GridReport([], skipped_done=kept.count("done"), skipped_failed=kept.count("failed"))
-    bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell",
-               disable=bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress or not todo)
-    say = bar.write if not bar.disable else (lambda text: None)
+    quiet = bool(os.environ.get("CI") or os.environ.get("TQDM_DISABLE")) or not progress
+    lines = not quiet and not sys.stderr.isatty()  # a log file or a pipe: plain lines, not a bar
+    bar = tqdm(total=len(todo), desc=f"grid {grid.profile}", unit="cell", disable=quiet or lines or not todo)
+    say = bar.write if not bar.disable else (lambda text: print(f"subsetlib: {text}", file=sys.stderr, flush=True)
+                                             ) if lines else (lambda text: None)
     if report.skipped_done or report.skipped_failed:
         say(f"skipping {report.skipped_done} cells already done"
             + (f" and {report.skipped_failed} that failed before (--retry-failed reruns them)"
@@ -285,6 +287,8 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
                                      key=f"cell-{c.key}", pure=False) for c in cells.values()]
             running = {Path(c.output).stem for c in cells.values()}
             bar.set_postfix_str(_names(running))
+            if lines:
+                say(f"grid {grid.profile}: {len(cells)} cells started or queued ({', '.join(sorted(running))})")
             for future in as_completed(futures):
                 state = future.result()
                 running.discard(Path(state["output"]).stem)
@@ -294,6 +298,9 @@ def run_grid(path: str | os.PathLike, retry_failed: bool = False, scheduler: str
                     report.skipped_done += 1
                     continue
                 report.ran += 1
+                if lines:
+                    say(f"grid {grid.profile}: {report.ran} of {len(todo)} cells finished: "
+                        f"{Path(state['output']).name} {state['status']} after {state['seconds']:.0f} s")
                 if state["status"] == "failed":
                     report.failed_now += 1
                     say(f"failed: {Path(state['output']).name}: {state['error']}")

@@ -127,7 +127,7 @@ def dataloader_loop(data: Dataset, model: str, batch_size: int, augment: bool, w
 def compare_loops(dataset: str = "mnist", model: str = "cnn-simple", batch_size: int = 128, steps: int = 200,
                   device: str = "auto", augment: bool = False, workers: int = 0, root: str | None = None,
                   warmup: int = 5, seed: int = 0, rounds: int = 1, precision: str = "fp32",
-                  channels_last: bool = True) -> dict:
+                  channels_last: bool = True, progress: Callable[[str], None] | None = None) -> dict:
     """Training samples/s of subsetlib's device-resident loop and of a torchvision DataLoader loop, and their ratio.
 
     Both loops start from the same weights (``build_model`` under one seed), use Adam lr 1e-3 (``make_optimizer``),
@@ -142,6 +142,7 @@ def compare_loops(dataset: str = "mnist", model: str = "cnn-simple", batch_size:
     On a shared machine, ``rounds`` > 1 times both loops again in alternating order (A B, B A, ...), each round
     continuing the same two training runs. Samples/s are then medians over rounds and the ratio is the median of the
     per-round ratios: the two loops of a round run back to back, so other jobs' load cancels out of their ratio.
+    ``progress`` gets one line after each timed loop.
     """
     check_positive(batch_size=batch_size, steps=steps, rounds=rounds)
     if workers < 0 or warmup < 0:
@@ -161,6 +162,9 @@ def compare_loops(dataset: str = "mnist", model: str = "cnn-simple", batch_size:
         for r in range(rounds):
             for name in ("resident", "dataloader") if r % 2 == 0 else ("dataloader", "resident"):
                 seconds[name].append(timed(resident if name == "resident" else loader, steps, dev))
+                if progress is not None:
+                    progress(f"round {r + 1} of {rounds}: the {name} loop took {seconds[name][-1]:.1f} s "
+                             f"for {steps} steps")
         loads.append(load_average())
     finally:
         close()

@@ -2,8 +2,10 @@
 line."""
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -119,23 +121,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = str(args.results)  # runs already stored there are loaded, not trained again: a rerun resumes
     bar = tqdm(args.seeds, desc=f"run {args.protocol} {args.dataset}", unit="seed", file=sys.stderr,
                disable=None)  # a terminal only; TQDM_DISABLE=1 (CI) turns it off
-    for seed in bar:
-        bar.set_postfix_str(f"seed {seed}")
-        if args.protocol == "conventional":
-            run = protocols.conventional(dataset, cfg, seed, args.epochs, results_dir=store)
-        elif args.protocol == "subset":
-            run = protocols.subset_pretraining(dataset, cfg, seed, args.subset_epochs, args.epochs,
-                                               fraction=args.fraction, target_q=args.target_q, results_dir=store)
-        else:
-            run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
-        shown = {k: _json_number(run.summary[k]) for k in ("run_id", "seed", "subset_Q", "final_test_acc",
-                                                           "min_train_loss", "total_examples", "total_train_seconds")}
-        stored = Path(store) / "runs" / f"{shown['run_id']}.parquet"
-        done = "loaded (stored before, nothing trained)" if "ended" in run.summary else "trained"  # save's stamp
-        bar.write(f"subsetlib: seed {seed}: {done}: {stored}", file=sys.stderr)
-        bar.write(json.dumps(shown, allow_nan=False), file=sys.stdout)  # above the bars, not through them
+    with protocols.progress_lines() if _log_lines() else contextlib.nullcontext():
+        for seed in bar:
+            bar.set_postfix_str(f"seed {seed}")
+            if args.protocol == "conventional":
+                run = protocols.conventional(dataset, cfg, seed, args.epochs, results_dir=store)
+            elif args.protocol == "subset":
+                run = protocols.subset_pretraining(dataset, cfg, seed, args.subset_epochs, args.epochs,
+                                                   fraction=args.fraction, target_q=args.target_q, results_dir=store)
+            else:
+                run = protocols.growing(dataset, cfg, seed, args.fraction, args.subset_epochs, results_dir=store)
+            shown = {k: _json_number(run.summary[k]) for k in ("run_id", "seed", "subset_Q", "final_test_acc",
+                                                               "min_train_loss", "total_examples",
+                                                               "total_train_seconds")}
+            stored = Path(store) / "runs" / f"{shown['run_id']}.parquet"
+            done = "loaded (stored before, nothing trained)" if "ended" in run.summary else "trained"  # save's stamp
+            bar.write(f"subsetlib: seed {seed}: {done}: {stored}", file=sys.stderr)
+            bar.write(json.dumps(shown, allow_nan=False), file=sys.stdout)  # above the bars, not through them
     bar.close()
     return 0
+
+
+def _log_lines() -> bool:
+    """Progress as plain lines: stderr goes to a file or a pipe, where a bar does not show (TQDM_DISABLE=1 or CI:
+    no progress at all)."""
+    return not sys.stderr.isatty() and not (os.environ.get("TQDM_DISABLE") or os.environ.get("CI"))
 
 
 def _json_number(value: object) -> object:
@@ -209,7 +219,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench_loader.compare_loops(dataset=args.dataset, model=args.model, batch_size=args.batch_size,
                                         steps=args.steps, device=args.device, augment=args.augment,
                                         workers=args.workers, root=args.data,
-                                        precision=args.precision, channels_last=args.channels_last)
+                                        precision=args.precision, channels_last=args.channels_last,
+                                        progress=lambda text: print(f"subsetlib: {text}", file=sys.stderr, flush=True))
     print(bench_loader.format_report(result))
     return 0
 

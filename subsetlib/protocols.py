@@ -188,6 +188,20 @@ def stored_runs_only() -> Iterator[None]:
         _STORED_ONLY.reset(token)
 
 
+_PROGRESS_LINES: ContextVar[bool] = ContextVar("progress_lines", default=False)
+
+
+@contextmanager
+def progress_lines() -> Iterator[None]:
+    """Inside, every evaluation of a run prints one progress line on stderr: for a command whose stderr goes to a log
+    file, where a bar does not show (the CLI asks for them; a notebook's pages never get them)."""
+    token = _PROGRESS_LINES.set(True)
+    try:
+        yield
+    finally:
+        _PROGRESS_LINES.reset(token)
+
+
 def run_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: int, protocol: str,
                arm_settings: dict | None = None, results_dir: str | None = None,
                trainers: dict[str, PhaseTrainer] | None = None) -> RunResult:
@@ -283,6 +297,10 @@ def _train_phases(data: Dataset, cfg: RunConfig, phases: Sequence[Phase], seed: 
         result.curve.append(row)
         progress.set_postfix_str(f"phase {phase.name}", refresh=False)
         progress.update(total.examples / n - progress.n)
+        if _PROGRESS_LINES.get():
+            print(f"subsetlib: {protocol} seed {seed}: {total.examples / n:.2f} of {progress.total:.2f} "
+                  f"epoch-equivalents (phase {phase.name}), test accuracy {test_acc:.1%}, "
+                  f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
 
     previous = None
     for i, phase in enumerate(phases):

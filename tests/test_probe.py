@@ -226,8 +226,8 @@ def test_probe_page_reports_a_user_error_raised_in_the_kernel_as_one_line(tmp_pa
 
 def test_probe_run_says_trained_then_loaded_and_prints_strict_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["run", *SYN, "--epochs", "1", "--batch-size", "500", "--eval-every", "100", "--results", "res",
-            "--optimizer", "sgd", "--lr", "1e30"]  # diverges: the losses are NaN
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # no progress lines: stderr holds what was done, once per seed
+    argv = ["run", *SYN, "--epochs", "1", "--batch-size", "500", "--eval-every", "100", "--results", "res"]
 
     def strict(text: str) -> dict:
         return json.loads(text, parse_constant=lambda word: pytest.fail(f"{word} is not JSON"))
@@ -238,7 +238,6 @@ def test_probe_run_says_trained_then_loaded_and_prints_strict_json(tmp_path, mon
     stored = f"res/runs/{summary['run_id']}.parquet"
     assert (tmp_path / stored).is_file()
     assert err.strip() == f"subsetlib: seed 0: trained: {stored}"
-    assert summary["min_train_loss"] is None  # NaN, shown as null
     rc, again, err = main_in_process(argv, capsys)
     assert rc == 0 and strict(again) == summary
     assert err.strip() == f"subsetlib: seed 0: loaded (stored before, nothing trained): {stored}"

@@ -387,6 +387,7 @@ def test_run_resuming_over_a_damaged_results_file_names_it_and_keeps_it(tmp_path
     rc, again, err = main_in_process(argv, capsys)
     assert rc == 0, err
     kept = summary.with_name(f"{summary.name}.damaged")
+    err = "\n".join(line for line in err.splitlines() if "epoch-equivalents" not in line)  # progress lines
     assert err.strip().splitlines() == [f"subsetlib: warning: unreadable results file res/runs/{summary.name} "
                                         f"moved to {kept.name}; the run is made again",
                                         f"subsetlib: seed 0: trained: res/runs/{summary.name}"]
@@ -878,3 +879,37 @@ def test_no_leaked_semaphore_warning_after_a_kill(quiet, tmp_path):
     done = subprocess.run([PYTHON, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == -9
     assert ("leaked semaphore" in done.stderr) is not quiet, done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Progress in a log file (issue 35, item 7)
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "batch"])
+def test_commands_print_progress_lines_when_stderr_is_a_file(command, tmp_path, monkeypatch, capsys):
+    """stderr captured here is not a terminal, as when a command's output goes to a log: progress comes as lines."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv, expected = {
+        "run": (["run", *SYN, "--epochs", "2", "--batch-size", "500", "--results", "res"],
+                ["subsetlib: conventional seed 0: 1.00 of 2.00 epoch-equivalents (phase full), test accuracy",
+                 "subsetlib: conventional seed 0: 2.00 of 2.00 epoch-equivalents"]),
+        "bench": (["bench", *SYN, "--steps", "3", "--batch-size", "50"],
+                  ["subsetlib: round 1 of 1: the resident loop took", "subsetlib: round 1 of 1: the dataloader loop"]),
+        "batch": (["batch", "GRID", "--workers", "1"],
+                  ["subsetlib: grid progress: 1 cells started or queued (cell)",
+                   "subsetlib: grid progress: 1 of 1 cells finished: cell.ipynb done after",
+                   f"subsetlib: writing to the results directory {tmp_path / 'res'}, outside the repository"]),
+    }[command]
+    if command == "batch":
+        grid = tmp_path / "grid.yaml"
+        grid.write_text(yaml.safe_dump({"profile": "progress", "results": str(tmp_path / "res"),
+                                        "output_dir": str(tmp_path / "book"), "stages": [
+                                            {"notebook": str(write_notebook(tmp_path / "nb.ipynb")),
+                                             "output": "cell.ipynb"}]}))
+        argv[1] = str(grid)
+    rc, _, err = main_in_process(argv, capsys)
+    assert rc == 0, err
+    for text in expected:
+        assert text in err, err
