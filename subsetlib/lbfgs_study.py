@@ -23,7 +23,7 @@ import pandas as pd
 
 from subsetlib.registry import dataset_title
 from subsetlib.studies import Design
-from subsetlib.study2_analysis import closeness_by_arm, memorisation, tenth_by_arm
+from subsetlib.study2_analysis import closeness_by_arm, memorisation, memorisation_by_dataset, tenth_by_arm
 from subsetlib.study2_answer import TrackAnswer
 from subsetlib.study2_report import (
     arm_text,
@@ -296,7 +296,12 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: LbfgsDesign) -> dict:
     return {"design": d, "runs": runs, "curves": curves, "phases": phases, "close": close,
             "close_by_arm": closeness_by_arm(close, d.rules), "points": track_points(runs, curves), "costs": costs,
             "summary": cost_summary(costs), "tenth": tenth(costs, d.rules),
-            "memorisation": memorisation(runs, curves, d.rules)}
+            **_memorisation(runs, curves, d.rules)}
+
+
+def _memorisation(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules) -> dict:
+    memo = memorisation(runs, curves, rules)
+    return {"memorisation": memo, "memorisation_by_dataset": memorisation_by_dataset(memo)}
 
 
 def claims(a: dict) -> pd.DataFrame:
@@ -313,8 +318,8 @@ def claims(a: dict) -> pd.DataFrame:
                      "metric": metric, "verdict": tenth_claim(arms["verdict"].tolist()),
                      "numbers": "; ".join(f"{arm_text(r['fraction'])} first: {_ratio_text(r)}, {r['verdict']}"
                                           for _, r in arms.iterrows())})
-    if "memorisation" in a and len(a["memorisation"]):
-        claim, source, verdict, numbers = memorisation_claim(a["memorisation"])
+    if len(a.get("memorisation_by_dataset", ())):
+        claim, source, verdict, numbers = memorisation_claim(a["memorisation_by_dataset"].iloc[0])
         rows.append({"claim": claim, "source": source, "metric": "subset and full-set loss", "verdict": verdict,
                      "numbers": numbers})
     return pd.DataFrame(rows).assign(dataset=f"{d.title} (second-order track)")

@@ -374,8 +374,9 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
             "minima": mins, "close": close, "close_by_arm": closeness_by_arm(close, d.rules), "equal": equal,
             "equal_by_arm": equal_compute_by_arm(equal, d.rules), "points": compute_curves(runs, curves, d),
             "equal_steps": equal_steps(runs, curves, d), "costs": costs, "tenth": tenth_by_arm(costs, d.rules),
-            "q_or_fraction": q_or_fraction(close), "memorisation": memorisation(runs, curves, d.rules),
-            **_at_equal_steps(runs, curves, mins)}
+            "q_or_fraction": q_or_fraction(close), **_at_equal_steps(runs, curves, mins),
+            "memorisation": (memo := memorisation(runs, curves, d.rules)),
+            "memorisation_by_dataset": memorisation_by_dataset(memo)}
 
 
 def _at_equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, mins: pd.DataFrame) -> dict:

@@ -367,12 +367,11 @@ def tenth_claim(arm_verdicts: list[str]) -> str:
     return "not testable at this budget" if "not testable at this budget" in arm_verdicts else "inconclusive"
 
 
-def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
+def claims(analyses: dict[str, dict], titles: dict[str, str], family: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claims table of study v2: one row per claim, dataset and metric, with the verdict its rule gives and the
-    numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result."""
-    from subsetlib.study2_analysis import equal_compute_family
-
-    rows, family = [], equal_compute_family(analyses)
+    numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result; ``family``, every equal-compute test
+    with its Holm-adjusted p-value (``study2_analysis.equal_compute_family`` of the same analyses)."""
+    rows, family = [], pd.DataFrame() if family is None else family
 
     def add(claim, source, dataset, metric, verdict, numbers):
         rows.append({"claim": claim, "source": source, "dataset": titles[dataset], "metric": metric,
@@ -401,8 +400,8 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
             for _, r in a.get("q_or_fraction_steps", pd.DataFrame()).iterrows():
                 add(Q_STEPS_CLAIM, "our inference", dataset, r["metric"], r["verdict"],
                     q_or_fraction_numbers(r, "subset phases") + f". {Q_STEPS_CAVEAT}")
-        if "memorisation" in a and len(a["memorisation"]):
-            claim, source, verdict, numbers = memorisation_claim(a["memorisation"])
+        if len(a.get("memorisation_by_dataset", ())):
+            claim, source, verdict, numbers = memorisation_claim(a["memorisation_by_dataset"].iloc[0])
             add(claim, source, dataset, "subset and full-set loss", verdict, numbers)
     return pd.DataFrame(rows)
 
@@ -443,11 +442,9 @@ def memorisation_text(by_dataset: pd.Series) -> str:
     return f"{head}; memorised up to the largest Q run ({r['largest_Q_run']:.2g})"
 
 
-def memorisation_claim(table: pd.DataFrame) -> tuple[str, str, str, str]:
-    """The memorisation finding as a claims row (claim, source, verdict, numbers)."""
-    from subsetlib.study2_analysis import memorisation_by_dataset
-
-    r = memorisation_by_dataset(table).iloc[0]
+def memorisation_claim(r: pd.Series) -> tuple[str, str, str, str]:
+    """The memorisation finding as a claims row (claim, source, verdict, numbers), from a row of
+    ``study2_analysis.memorisation_by_dataset``."""
     verdict = "memorised" if r["memorised"] else "not memorised"
     return ("A subset phase memorises its subset (finding)", "our inference", verdict, memorisation_text(r))
 
