@@ -774,3 +774,28 @@ def test_a_closeness_sentence_says_how_many_seeds_an_inconclusive_rests_on():
                             "reference_converged": 3}])
     text = study2_report.closeness_sentence(by_arm, "Fashion-MNIST")
     assert "it rests on 2 seeds with both phases converged, fewer than the 3 an interval needs" in text
+
+
+def test_the_front_page_lists_the_short_answers_in_slot_order_and_a_new_study_leads(tmp_path):
+    """Study v2 writes its slot; once the study at certified minima writes its own, its answer stands first."""
+    from subsetlib import front_page
+
+    front = front_page.write_answer(tmp_path, "study-v2", "Study v2 says B.")
+    assert front.read_text().startswith(f"## {front_page.slot('study-v2').heading}\n\nStudy v2 says B.")
+    front_page.write_answer(tmp_path, "certified-minima", "At certified minima: A.")
+    text = front.read_text()
+    assert text.index("At certified minima: A.") < text.index("Study v2 says B.")
+    assert front_page.SLOTS[0].name == "certified-minima"
+    with pytest.raises(ValueError, match="no front-page slot"):
+        front_page.write_answer(tmp_path, "nonsense", "x")
+    assert front_page.compose(tmp_path / "empty") == front_page.WAITING
+
+
+def test_the_front_tables_verdicts_name_where_a_rare_verdict_holds():
+    claims = pd.DataFrame({"claim": ["Results equal to conventional training (x)"] * 3,
+                           "dataset": ["MNIST", "Fashion-MNIST", "CIFAR-10 (JPEG)"],
+                           "metric": ["test accuracy"] * 3,
+                           "verdict": ["reproduced at equal compute (no saving shown)"] * 2 + ["inconclusive"]})
+    row = study2_answer.front_table(claims).iloc[0]
+    assert row["verdict"] == "reproduced at equal compute (no saving shown): 2 of 3; inconclusive: CIFAR-10 (JPEG)"
+    assert "](experiments/study-v2/00-2-2-compute-mnist.ipynb)" in row["evidence"]
