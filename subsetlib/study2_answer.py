@@ -276,8 +276,8 @@ def short_answer(complete: dict[str, dict], titles: dict[str, str], track: dict 
     close = [v for a in complete.values() for v in a["close_by_arm"][a["close_by_arm"]["Q"] >= RULES.q_high]
              ["loss_verdict"]]
     judged = sum(not (v == "not converged" or v.startswith("inconclusive")) for v in close)
-    s5 = (f"How close a subset's minimum lies could not be judged ({judged} of {len(close)} arms with Q ≥ "
-          f"{RULES.q_high:g} gave a verdict)" if judged == 0 else
+    s5 = (f"How close a subset's minimum lies could not be judged (none of {len(close)} arms with Q ≥ "
+          f"{RULES.q_high:g} was found close or far)" if judged == 0 else
           f"How close a subset's minimum lies was judged for {judged} of {len(close)} arms with Q ≥ {RULES.q_high:g}")
     tables = [a["memorisation"] for a in [*complete.values(), *([track] if track else [])] if "memorisation" in a]
     memo = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["memorised", "Q"])

@@ -194,11 +194,24 @@ def equal_compute_arm_text(arm: pd.Series) -> str:
             f"({_interval_text(arm, 'acc_verdict')})")
 
 
+def equal_compute_plain(by_arm: pd.DataFrame, title: str) -> str:
+    """Question 2 on one dataset in one plain sentence, before the intervals: how many arms matched conventional
+    training on each metric, at what compute, and the lowest Q that matched on both."""
+    n = len(by_arm)
+    loss, acc = int((by_arm["loss_verdict"] == "equal").sum()), int((by_arm["acc_verdict"] == "equal").sum())
+    both = by_arm[(by_arm["loss_verdict"] == "equal") & (by_arm["acc_verdict"] == "equal")]
+    flops = _span(by_arm["flops_ratio"], lambda x: f"{x:.2f}") if "flops_ratio" in by_arm else "about 1"
+    lowest = f"; the smallest subset equal on both was Q = {both['Q'].min():.2g}" if len(both) else ""
+    return (f"**On {title}, {loss} of {n} subset arms matched conventional training in training loss and {acc} of "
+            f"{n} in test accuracy, at {flops}× its training FLOPs: equal compute, so no saving is shown{lowest}.**")
+
+
 def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
-    """The answer to question 2 on one dataset, in words."""
-    return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
-            f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
-            + "; ".join(equal_compute_arm_text(arm) for _, arm in by_arm.iterrows()) + ".")
+    """The answer to question 2 on one dataset, in words: the plain sentence, then each arm with its intervals."""
+    details = (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
+               f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
+               + "; ".join(equal_compute_arm_text(arm) for _, arm in by_arm.iterrows()) + ".")
+    return f"{equal_compute_plain(by_arm, title)} {details}"
 
 
 def q_or_fraction_sentence(qf: pd.DataFrame, widths_run: int) -> str:

@@ -799,3 +799,25 @@ def test_the_front_tables_verdicts_name_where_a_rare_verdict_holds():
     row = study2_answer.front_table(claims).iloc[0]
     assert row["verdict"] == "reproduced at equal compute (no saving shown): 2 of 3; inconclusive: CIFAR-10 (JPEG)"
     assert "](experiments/study-v2/00-2-2-compute-mnist.ipynb)" in row["evidence"]
+
+
+def test_the_planner_names_the_formulas_k_beside_a_rounded_subset_and_marks_unreachable_targets():
+    from subsetlib import planner
+
+    table = planner.q_table("cnn-simple", "fashion-mnist", (1,), (1.5,))
+    row = table[table["target_q"].notna()].iloc[0]
+    assert row["K_min"] == math.ceil(1.5 * row["P"] / row["M"] - 1e-9)
+    text = planner.target_text(row)
+    assert text.startswith(f"{int(row['K']):,}") and (row["K"] == row["K_min"] or "⌈Q·P/M⌉ =" in text)
+    far = planner.q_table("resnet18-cifar", "cifar10", (1,), (3.0,))
+    far = far[far["target_q"].notna()].iloc[0]
+    assert not far["feasible"] and planner.target_text(far).startswith("not reachable (needs ")
+
+
+def test_the_compute_page_opens_with_a_plain_sentence_before_the_intervals():
+    eq = pd.DataFrame({"fraction": [1 / 4, 1 / 32], "Q": [6.3, 0.79], "flops_ratio": [1.0, 1.02],
+                       "loss_verdict": ["equal", "equal"], "acc_verdict": ["equal", "inconclusive at 5 seeds"]})
+    assert study2_report.equal_compute_plain(eq, "Fashion-MNIST") == (
+        "**On Fashion-MNIST, 2 of 2 subset arms matched conventional training in training loss and 1 of 2 in test "
+        "accuracy, at 1.00 to 1.02× its training FLOPs: equal compute, so no saving is shown; the smallest subset "
+        "equal on both was Q = 6.3.**")
