@@ -23,7 +23,7 @@ class Slot:
 
 SLOTS: tuple[Slot, ...] = (
     Slot("certified-minima", "At certified minima"),  # leads once written (the study being built in main)
-    Slot("study-v2", "Study v2: minima by budget doubling, and equal compute"),
+    Slot("study-v2", "Study v2's answer"),
 )
 """The front page's answers, in the order a reader meets them."""
 

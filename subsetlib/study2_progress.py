@@ -69,17 +69,21 @@ def answer(now: dict, figure: str | None) -> str:
 FRONT_HEADERS = {"claim": "claim (source)", "verdict": "verdict (datasets and metrics)", "evidence": "evidence"}
 
 
+def short_answer(now: dict) -> str:
+    """Study v2's answer in a few plain sentences, from ``so_far``'s designs whose every run is stored."""
+    family = study2_analysis.equal_compute_family(now["complete"]) if now["complete"] else None
+    return study2_answer.short_answer(now["complete"], now["titles"], now["track"], family)
+
+
 def front_answer(now: dict, figure: str | None) -> str:
     """Study v2's short answer for the front page's slot (``front_page.write_answer``): its plain sentences, then
     ``figure`` (HTML, on one line so that Markdown passes it through), then the claims table in three columns with
     the pages that hold each claim's evidence, and where the rest is."""
-    family = study2_analysis.equal_compute_family(now["complete"]) if now["complete"] else None
-    text = study2_answer.short_answer(now["complete"], now["titles"], now["track"], family)
+    text = short_answer(now)
     if now["pending"] or (now["track_progress"] is not None):
         waiting = [*now["pending"], *(["the second-order track"] if now["track_progress"] else [])]
         text += f" Not in yet: {', '.join(waiting)}."
-    parts = [f"{text} *(Source: study v2's stored runs, judged by the rules of its plan; the sentences are the "
-             f"library's reading of the verdicts below.)*"]
+    parts = [f"{text} *(Source: study v2's stored runs and its plan's rules.)*"]
     if figure:
         parts.append(figure.replace("\n", " "))
     claims = claims_so_far(now)

@@ -472,3 +472,14 @@ def _sci(x: float) -> str:
     """A small threshold as prose writes it: '1e-6', not '1e-06'."""
     mantissa, exponent = f"{x:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
+
+
+CLAIM_GROUP_COLUMNS = {"where": "dataset, metric", "verdict": "verdict", "numbers": "numbers behind it"}
+"""A claim's own table on the claims page (``claims_by_claim``): three columns, so that it fits a phone."""
+
+
+def claims_by_claim(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The claims table split by claim, in its order: (the claim with its source, its rows). One table of four
+    columns was wider than a phone's page."""
+    view = claims_view(table)
+    return [(claim, rows) for claim, rows in view.groupby("claim_text", sort=False)]

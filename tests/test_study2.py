@@ -821,3 +821,12 @@ def test_the_compute_page_opens_with_a_plain_sentence_before_the_intervals():
         "**On Fashion-MNIST, 2 of 2 subset arms matched conventional training in training loss and 1 of 2 in test "
         "accuracy, at 1.00 to 1.02× its training FLOPs: equal compute, so no saving is shown; the smallest subset "
         "equal on both was Q = 6.3.**")
+
+
+def test_the_claims_page_splits_its_table_by_claim_in_order():
+    table = pd.DataFrame({"claim": ["A", "A", "B"], "source": ["abstract"] * 3, "dataset": ["MNIST", "CIFAR", "MNIST"],
+                          "metric": ["loss"] * 3, "verdict": ["x", "y", "z"], "numbers": ["1", "2", "3"]})
+    groups = study2_report.claims_by_claim(table)
+    assert [claim for claim, _ in groups] == ["A (abstract)", "B (abstract)"]
+    assert groups[0][1]["where"].tolist() == ["MNIST, loss", "CIFAR, loss"]
+    assert len(study2_report.CLAIM_GROUP_COLUMNS) == 3
