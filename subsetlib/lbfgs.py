@@ -102,6 +102,8 @@ class Fit:
     flops: float = 0.0
     seconds: float = 0.0
     trajectory: list[tuple[int, float]] = field(default_factory=list)
+    grad_max: float = math.nan  # the gradient where it ended: largest component (torch's own test) …
+    grad_norm: float = math.nan  # … and its Euclidean norm; measured however it stopped, not charged to the ledger
 
 
 def stop_reason(closure: FullBatchLoss, tolerance_grad: float) -> str:
@@ -161,4 +163,20 @@ def minimize(closure: FullBatchLoss, iterations: int, history_size: int = 20, ma
     result.seconds = time.perf_counter() - tic
     result.evaluations, result.repeats = closure.evaluations - evaluations, closure.repeats - repeats
     result.examples, result.flops = ledger.examples - start.examples, ledger.flops - start.flops
+    result.grad_max, result.grad_norm = final_gradient(closure)
     return result
+
+
+def final_gradient(closure: FullBatchLoss) -> tuple[float, float]:
+    """The gradient where the parameters ended (largest component, Euclidean norm), so that every fit records how
+    far from a stationary point it stopped. Where the last evaluation was made elsewhere, one more is made; it is a
+    measurement, not training, so the ledger and the evaluation count are left as they were."""
+    if not closure.ended_here():
+        examples, flops, evaluations = closure.ledger.examples, closure.ledger.flops, closure.evaluations
+        closure()
+        closure.ledger.examples, closure.ledger.flops, closure.evaluations = examples, flops, evaluations
+    if not closure._grads:
+        return math.nan, math.nan
+    largest = max(float(g.abs().max()) for g in closure._grads)
+    norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in closure._grads))
+    return largest, norm

@@ -23,9 +23,16 @@ import pandas as pd
 
 from subsetlib.registry import dataset_title
 from subsetlib.studies import Design
-from subsetlib.study2_analysis import closeness_by_arm, tenth_by_arm
+from subsetlib.study2_analysis import closeness_by_arm, memorisation, memorisation_by_dataset, tenth_by_arm
 from subsetlib.study2_answer import TrackAnswer
-from subsetlib.study2_report import arm_text, closeness_claims, closeness_sentence, margins_text, tenth_claim
+from subsetlib.study2_report import (
+    arm_text,
+    closeness_claims,
+    closeness_sentence,
+    margins_text,
+    memorisation_claim,
+    tenth_claim,
+)
 from subsetlib.tables import significant
 from subsetlib.verdicts import RULES, Rules, converged
 
@@ -288,7 +295,13 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: LbfgsDesign) -> dict:
     close = closeness(runs, curves, phases)
     return {"design": d, "runs": runs, "curves": curves, "phases": phases, "close": close,
             "close_by_arm": closeness_by_arm(close, d.rules), "points": track_points(runs, curves), "costs": costs,
-            "summary": cost_summary(costs), "tenth": tenth(costs, d.rules)}
+            "summary": cost_summary(costs), "tenth": tenth(costs, d.rules),
+            **_memorisation(runs, curves, d.rules)}
+
+
+def _memorisation(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules) -> dict:
+    memo = memorisation(runs, curves, rules)
+    return {"memorisation": memo, "memorisation_by_dataset": memorisation_by_dataset(memo)}
 
 
 def claims(a: dict) -> pd.DataFrame:
@@ -305,7 +318,54 @@ def claims(a: dict) -> pd.DataFrame:
                      "metric": metric, "verdict": tenth_claim(arms["verdict"].tolist()),
                      "numbers": "; ".join(f"{arm_text(r['fraction'])} first: {_ratio_text(r)}, {r['verdict']}"
                                           for _, r in arms.iterrows())})
+    if len(a.get("memorisation_by_dataset", ())):
+        claim, source, verdict, numbers = memorisation_claim(a["memorisation_by_dataset"].iloc[0])
+        rows.append({"claim": claim, "source": source, "metric": "subset and full-set loss", "verdict": verdict,
+                     "numbers": numbers})
     return pd.DataFrame(rows).assign(dataset=f"{d.title} (second-order track)")
+
+
+def track_notes(a: dict) -> dict:
+    """What the track's runs, as run, could and could not show, from the stored runs: per seed, the iteration at which
+    full-set L-BFGS first came within the loss margin of its own final loss (against the subset arms' full-set
+    iterations), whether the final gradient was recorded, the threads each run used, and when its first run started.
+    ``sentences``: the same in words, for its page, the plan's amendments and the provenance page."""
+    d, runs, rules = a["design"], a["runs"], a["design"].rules
+    full = runs[runs["protocol"] == "lbfgs-full"]
+    reach = []
+    for _, run in full.iterrows():
+        losses = np.asarray(json.loads(json.loads(run["phases"])["lbfgs-full"]["lbfgs_losses"]), dtype=float)
+        hit = np.nonzero(losses <= math.exp(rules.loss_margin) * losses[-1])[0]
+        reach.append(int(hit[0]) + 1 if len(hit) else math.nan)
+    lbfgs_runs = runs[runs["protocol"].str.startswith("lbfgs")]
+    phases = [info for p in lbfgs_runs["phases"] for info in json.loads(p).values() if "lbfgs_stopped" in info]
+    with_grad = sum(math.isfinite(info.get("lbfgs_grad_max", math.nan)) for info in phases)
+    threads = runs["threads"].value_counts().sort_index()
+    first = full.sort_values("started").iloc[0] if len(full) else None
+    notes = {"reach_iterations": reach, "finetune_iterations": d.finetune_iterations, "phases": len(phases),
+             "grad_recorded": with_grad, "threads": {int(k): int(v) for k, v in threads.items()},
+             "runs": len(runs),
+             "first_started": None if first is None else str(first["started"])[:16].replace("T", " "),
+             "first_seed": None if first is None else int(first["seed"])}
+    span = f"{min(reach)}–{max(reach)}" if len(set(reach)) > 1 else f"{reach[0]}" if reach else "–"
+    threads_text = ", ".join(f"{v} with {k} thread{'s' if k != 1 else ''}" for k, v in notes["threads"].items())
+    sentences = [
+        f"As run, the subset arms could not reach their targets: their full-set phase had "
+        f"{d.finetune_iterations} L-BFGS iterations, while full-set L-BFGS came within "
+        f"{100 * (math.exp(rules.loss_margin) - 1):.2g} % of its own final loss only at iteration {span} (of "
+        f"{d.full_iterations}).",
+        (f"The final gradient was recorded for {with_grad} of {len(phases)} L-BFGS phases"
+         if with_grad else f"The final gradient was not recorded for any of its {len(phases)} L-BFGS phases")
+        + " (before the fix, the library measured it only when a step did not move; it records it now, however a "
+        "fit stops), so no phase can be called stationary by its gradient.",
+        f"Threads: of its {len(runs)} runs, {threads_text}; wall-clock seconds are therefore not comparable "
+        f"across all of them (FLOPs are).",
+    ]
+    if first is not None:
+        sentences.append(f"Its first run (full-set L-BFGS, seed {notes['first_seed']}) started at "
+                         f"{notes['first_started']} UTC (the stored start time).")
+    notes["sentences"] = sentences
+    return notes
 
 
 def answer(a: dict) -> str:
@@ -348,6 +408,8 @@ def _ratio_text(row: pd.Series) -> str:
     reached = f"{row['reached']} of {row['seeds']} seeds"
     if not math.isfinite(row["ratio"]):
         return f"not reached ({reached})"
-    low, high = row.get("low", math.nan), row.get("high", math.nan)
+    low, high, each = row.get("low", math.nan), row.get("high", math.nan), row.get("each", ())
+    if not math.isfinite(low) and isinstance(each, tuple) and len(each) > 1:  # under 3 seeds: no interval
+        return f"{', '.join(significant(r) + '×' for r in each)} per seed ({reached})"
     interval = f" [{significant(low)}, {significant(high)}]" if math.isfinite(low) else ""  # as the mini-batch ratios
     return f"{significant(row['ratio'])}×{interval} ({reached})"

@@ -251,14 +251,33 @@ def _show_box(params: dict, injected: set[str]) -> None:
     display(HTML(box_html(params, injected)), display_id=BOX_ID)
 
 
+PUBLISHING = ("answer_dir",)
+"""Parameters through which a book grid writes into ``book/`` (the front page's answers). A rerun box never carries
+the grid's value: it names ``ADHOC_GENERATED`` instead, and ``pages.prepare`` refuses any path into ``book/``."""
+ADHOC_GENERATED = "results/adhoc/generated"  # from the repository root: where an ad-hoc rerun's answers go
+
+
+def is_path_parameter(name: str) -> bool:
+    """A parameter that names a folder (``results_dir``, ``cifar_results_dir``, ``results_dirs``, ``answer_dir``)."""
+    return name.endswith(("_dir", "_dirs"))
+
+
+def _box_parameters(params: dict, names: list[str]) -> list[tuple[str, object]]:
+    """The parameters a rerun box prints: the injected ones, folders as the page reads them (relative to
+    ``notebooks/``, for ``page`` as for papermill's ``--cwd notebooks``), less the grid's ``PUBLISHING`` folders,
+    which it replaces by ``ADHOC_GENERATED``."""
+    out = [(k, params[k]) for k in names if k not in PUBLISHING]
+    return out + [(k, f"../{ADHOC_GENERATED}") for k in PUBLISHING if k in params]
+
+
 def page_command(notebook: str, params: dict | None = None, injected: list[str] | None = None) -> str:
     """The ``page`` command, run from the repository root, that regenerates this page with its own parameters:
-    text as it is, everything else as JSON (which the command reads as YAML)."""
+    text as it is, everything else as JSON (which the command reads as YAML). Folders are relative to
+    ``notebooks/``, as ``page`` reads them; a folder into ``book/`` is never printed."""
     params = _state.get("params", {}) if params is None else params
     names = _state.get("injected", []) if injected is None else injected
     parts = [f".venv/bin/python -m subsetlib page notebooks/{Path(notebook).stem}.ipynb"]
-    for key in names:
-        value = params[key]
+    for key, value in _box_parameters(params, names):
         text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
         parts.append(f"-p {key} {shlex.quote(text)}")
     return " \\\n    ".join(parts)
@@ -275,8 +294,7 @@ def rerun_command(notebook: str, params: dict | None = None, injected: list[str]
     name = Path(notebook).stem
     parts = [f".venv/bin/papermill notebooks/{name}.ipynb results/adhoc/{name}.ipynb --cwd notebooks"]
     structured = {}
-    for key in names:
-        value = params[key]
+    for key, value in _box_parameters(params, names):  # the kernel runs in notebooks/
         if isinstance(value, list | tuple | dict):
             structured[key] = list(value) if isinstance(value, tuple) else value
         elif isinstance(value, str):
@@ -307,8 +325,10 @@ def footer(notebook: str, runs=None, scale: str | None = None) -> None:
         params = _state["params"] if scale is None else {**_state["params"], "scale": scale}
         update_display(HTML(box_html(params, _state["injected"], commits)), display_id=BOX_ID)
     text = ["**Rerun this page.** From the repository root, after `bash scripts/setup.sh`; change any value to "
-            "explore (a changed parameter is trained anew, stored runs are loaded). The `page` command checks the "
-            "values before it starts and writes `results/adhoc/<page>.ipynb`:", "",
+            "explore (a changed parameter is trained anew, stored runs are loaded). A relative folder is relative to "
+            "`notebooks/`, as the page reads it, so everything stays inside the repository; nothing is written into "
+            "`book/`. The `page` command checks the values before it starts and writes "
+            "`results/adhoc/<page>.ipynb`:", "",
             "```bash", page_command(notebook), "```", "", "Or with plain papermill:", "",
             "```bash", "mkdir -p results/adhoc", rerun_command(notebook), "```"]
     batch = batch_command()

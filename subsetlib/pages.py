@@ -1,8 +1,9 @@
 """Run one page (a notebook) with papermill, its parameters checked before a kernel starts.
 
 ``python -m subsetlib page notebooks/study.ipynb -p dataset fashion-mnist -p seeds "[0, 1, 2]"`` checks each value
-against the notebook's parameters cell and the library's rule for it (``grids.check_values``), checks that
-``results_dir`` is writable, runs the notebook in its own folder and writes the executed page to
+against the notebook's parameters cell and the library's rule for it (``grids.check_values``), reads a relative folder
+(``results_dir``, ``*_dir``) relative to the notebook's folder as the page does, refuses a folder into ``book/``,
+checks that ``results_dir`` is writable, runs the notebook in its own folder and writes the executed page to
 ``results/adhoc/<name>.ipynb``. A mistake, found before or inside the kernel, is one ``UserError`` line. The batch
 runner executes its cells through ``execute`` too. No torch here: Dask workers import it.
 """
@@ -58,6 +59,33 @@ def find_notebook(name: str) -> Path:
     raise UserError(f"notebook {name} does not exist: name one in notebooks/, e.g. notebooks/study.ipynb")
 
 
+def _resolved(value: object, base: Path) -> object:
+    if isinstance(value, list | tuple):
+        return [_resolved(v, base) for v in value]
+    return str((base / value).resolve()) if isinstance(value, str) and value else value
+
+
+def resolve_folders(values: dict, declared: dict, base: Path) -> dict:
+    """Folders as every page and its rerun box read them: a relative folder is relative to the notebook's folder
+    ``base`` (``notebooks/``), whatever the working folder, as for papermill's ``--cwd notebooks`` and the batch
+    runner; so a box copied and run from the repository root stores its runs in the repository's ``results/``. A
+    folder the page publishes into ``book/`` through (``PUBLISHING``) goes to ``results/adhoc/generated`` unless
+    given; a folder inside ``book/`` is refused, so that an ad-hoc rerun never changes the book's tracked files."""
+    from subsetlib.notebook import ADHOC_GENERATED, PUBLISHING, is_path_parameter
+
+    values = {n: _resolved(v, base) if is_path_parameter(n) else v for n, v in values.items()}
+    for n in PUBLISHING:
+        if n in declared and n not in values:
+            values[n] = str(REPO_ROOT / ADHOC_GENERATED)
+    book = (REPO_ROOT / "book").resolve()
+    for n, v in values.items():
+        for path in (v if isinstance(v, list) else [v]) if is_path_parameter(n) else []:
+            if isinstance(path, str) and path and Path(path).resolve().is_relative_to(book):
+                raise UserError(f"parameter {n} points into book/ ({path}): an ad-hoc page never writes into the "
+                                f"book; pass a folder under results/, e.g. -p {n} {ADHOC_GENERATED}")
+    return values
+
+
 def prepare(name: str, pairs: list[tuple[str, str]], output: str | None = None) -> tuple[Path, Path, dict]:
     """The notebook, the output path and the checked parameters; nothing is started or written but the folders."""
     notebook = find_notebook(name)
@@ -72,8 +100,7 @@ def prepare(name: str, pairs: list[tuple[str, str]], output: str | None = None) 
     values = {n: parse_value(text, declared[n]) for n, text in pairs}
     check_values(values, declared, name)
     check_page(notebook, {**declared, **values})
-    if "results_dir" in values:  # as a shell user means it: relative to the working folder, not to the notebook's
-        values["results_dir"] = str(Path(values["results_dir"]).resolve())
+    values = resolve_folders(values, declared, notebook.parent)
     if isinstance(values.get("results_dir", declared.get("results_dir")), str):
         check_writable((notebook.parent / values.get("results_dir", declared["results_dir"])).resolve(),
                        fix=RESULTS_DIR_FIX)

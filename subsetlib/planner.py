@@ -93,10 +93,22 @@ def q_table(
             k, f = min_subset_size(p, m, target), min_subset_size(p, m, target) / n
         else:
             f, k = fraction_for_q(p, spec.class_sizes(), target, dataset)
-        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": target})
+        rows.append({"fraction": f, "K": k, "Q": overdetermination_ratio(k, m, p), "target_q": target,
+                     "K_min": min_subset_size(p, m, target)})
     table = pd.DataFrame(rows).assign(model=model, dataset=dataset, P=p, M=m, K_full=n)
+    if "K_min" not in table:
+        table["K_min"] = float("nan")
     table["feasible"] = table["K"] <= n
-    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "Q", "target_q", "feasible"]]
+    return table[["model", "dataset", "P", "M", "K_full", "fraction", "K", "K_min", "Q", "target_q", "feasible"]]
+
+
+def target_text(row: pd.Series) -> str:
+    """A target-Q row of ``q_table`` for a reader: the stratified subset's K, with ⌈Q·P/M⌉ beside it where per-class
+    rounding made the subset larger ('3,600 (⌈Q·P/M⌉ = 3,592)'), or why the target cannot be reached."""
+    k, smallest, n = int(row["K"]), int(row["K_min"]), int(row["K_full"])
+    if not row["feasible"]:
+        return f"not reachable (needs {smallest:,} of {n:,})"
+    return f"{k:,}" if k == smallest else f"{k:,} (⌈Q·P/M⌉ = {smallest:,})"
 
 
 def pairs(model_names: Sequence[str], dataset_names: Sequence[str]) -> list[dict]:

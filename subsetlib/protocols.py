@@ -62,7 +62,7 @@ class RunConfig:
     eval_train_examples: int | None = None  # estimate that loss on a fixed random sample of this size (None: all)
     stratified: bool = True  # class-balanced subsets (the paper does not say how it drew them)
     reset_optimizer: bool = True  # fresh optimizer state when the training set changes
-    lr_schedule: str = "constant"  # constant (the paper's Adam) | cosine: lr → 0 over each phase (ends at a minimum)
+    lr_schedule: str = "constant"  # constant (the paper's Adam) | cosine: lr → 0 over each phase
 
     def __post_init__(self):
         check_whole_number(self.batch_size, "batch_size")

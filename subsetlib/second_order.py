@@ -63,6 +63,7 @@ def lbfgs_trainer(history_size: int = 20, max_line_search: int = 25, chunk_size:
         ctx.numerics.model(model)
         return {"lbfgs_iterations_done": fit.iterations, "closure_evaluations": fit.evaluations,
                 "repeated_evaluations_reused": fit.repeats, "lbfgs_stopped": fit.stopped,
+                "lbfgs_grad_max": fit.grad_max, "lbfgs_grad_norm": fit.grad_norm,
                 "lbfgs_losses": json.dumps([loss for _, loss in fit.trajectory])}
 
     return train

@@ -95,6 +95,16 @@ def equal_compute_by_arm(arms: pd.DataFrame, rules: Rules = RULES) -> pd.DataFra
                            ("ref_loss", "ref_acc"), None, rules)
     flops = arms.groupby("fraction")["flops_ratio"].mean()
     by_arm["flops_ratio"] = by_arm["fraction"].map(flops)
+    # where the equal-compute arms spend their FLOPs: the share of the full set's (fine-tuning) phase
+    full_share = arms.assign(share=[json.loads(p)["finetune"]["flops"] / t if "finetune" in json.loads(p) else math.nan
+                                    for p, t in zip(arms["phases"], arms["total_flops"], strict=True)]
+                             ) if "phases" in arms else arms.assign(share=math.nan)
+    by_arm["full_set_share"] = by_arm["fraction"].map(full_share.groupby("fraction")["share"].mean())
+    # a post-hoc check of the accuracy margin's scale: test error within ±10 % of conventional training's, paired
+    rel = {f: verdicts.loss_test((1 - arm["final_test_acc"]).tolist(), (1 - arm["ref_acc"]).tolist(), rules)
+           for f, arm in arms.groupby("fraction")}
+    by_arm["error_ratio"] = by_arm["fraction"].map(rel)
+    by_arm["reference_error"] = by_arm["fraction"].map(1 - arms.groupby("fraction")["ref_acc"].mean())
     return by_arm.rename(columns={"subset_Q": "Q"}).sort_values("fraction", ascending=False).reset_index(drop=True)
 
 
@@ -159,7 +169,7 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
         both = shown[np.isfinite(shown["ratio"])]
         logs = np.log(both["ratio"].to_numpy())
         n = len(logs)
-        if n >= 2:
+        if n >= rules.min_seeds:  # fewer pairs give no interval: their per-seed ratios (``each``) are shown
             half = float(stats.t.ppf(0.5 + rules.level / 2, n - 1) * logs.std(ddof=1) / math.sqrt(n))
             low, high = math.exp(logs.mean() - half), math.exp(logs.mean() + half)
         else:
@@ -186,6 +196,7 @@ def tenth_by_arm(costs: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
                      "reached": int(np.isfinite(shown["cost"]).sum()), "shown_seeds": shown["seed"].nunique(),
                      "conventional_reached": int(np.isfinite(arm["conventional_cost"]).sum()),
                      "ratio": math.exp(logs.mean()) if n else math.nan, "low": low, "high": high,
+                     "each": tuple(float(r) for r in both.sort_values("seed")["ratio"]),
                      "long_enough": long_enough, "verdict": verdict})
     table = pd.DataFrame(rows)
     return table.sort_values(["metric", "fraction"], ascending=[True, False]).reset_index(drop=True) if rows else table
@@ -260,6 +271,98 @@ def equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def memorisation(runs: pd.DataFrame, curves: pd.DataFrame, rules: Rules = RULES) -> pd.DataFrame:
+    """One row per subset phase (a mini-batch or an L-BFGS one): the lowest loss it reached on its own subset, the
+    full-set training loss at that evaluation, and whether it memorised its subset (``verdicts.memorised``)."""
+    if "subset_loss" not in curves or runs.empty:
+        return pd.DataFrame(columns=["dataset", "model", "fraction", "Q", "seed", "run_id", "subset_loss",
+                                     "full_loss", "memorised"])
+    meta = runs.set_index("run_id")
+    pts = curves[(curves["phase"].isin(["subset", "lbfgs"])) & (curves["examples"] > 0)
+                 & curves["run_id"].isin(runs["run_id"]) & np.isfinite(curves["subset_loss"])]
+    best = pts.sort_values("subset_loss").groupby("run_id", sort=False).head(1)
+    table = pd.DataFrame({"dataset": best["run_id"].map(meta["dataset"]).to_numpy(),
+                          "model": best["run_id"].map(meta["model"]).to_numpy(),
+                          "fraction": best["subset_fraction"].to_numpy(), "Q": best["subset_Q"].to_numpy(),
+                          "seed": best["seed"].to_numpy(), "run_id": best["run_id"].to_numpy(),
+                          "subset_loss": best["subset_loss"].to_numpy(), "full_loss": best["train_loss"].to_numpy()})
+    table["memorised"] = [verdicts.memorised(x, rules) for x in table["subset_loss"]]
+    return table.sort_values(["dataset", "Q", "seed"]).reset_index(drop=True)
+
+
+def memorisation_by_dataset(table: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the subset phases that memorised (their Qs, how many of how many, the full-set loss they left),
+    and the Q at which its subsets stopped being memorised: the smallest Q run above every memorised one (NaN where
+    none memorised, or where the largest Q run memorised too: ``stopped`` says which)."""
+    rows = []
+    for dataset, group in table.groupby("dataset", sort=False):
+        mem = group[group["memorised"]]
+        arms = group.groupby("Q")["memorised"].any()
+        if mem.empty:
+            stopped, at = "never memorised", math.nan
+        elif arms.index.max() <= mem["Q"].max():
+            stopped, at = "memorised up to the largest Q run", math.nan
+        else:
+            at = float(arms.index[arms.index > mem["Q"].max()].min())
+            stopped = "stopped"
+        rows.append({"dataset": dataset, "phases": len(group), "memorised": len(mem),
+                     "memorised_Q": tuple(sorted({round(float(q), 2) for q in mem["Q"]})),
+                     "subset_loss_max": float(mem["subset_loss"].max()) if len(mem) else math.nan,
+                     "full_loss_low": float(mem["full_loss"].min()) if len(mem) else math.nan,
+                     "full_loss_high": float(mem["full_loss"].max()) if len(mem) else math.nan,
+                     "largest_Q_run": float(arms.index.max()), "stopped": stopped, "stopped_at_Q": at})
+    return pd.DataFrame(rows)
+
+
+def at_equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, mins: pd.DataFrame) -> pd.DataFrame:
+    """Question 1 read at equal optimizer steps rather than at minima (our inference; no convergence needed): per
+    subset phase that stands for its arm and seed (``mins``), its full-set training loss and test accuracy where it
+    ended, against the longest conventional run of the same width and seed after as many steps (log loss and
+    accuracy interpolated). Columns as ``closeness`` gives them, every row usable (``both_converged`` true), so
+    ``q_or_fraction`` and ``width_advice`` read it as they read minima."""
+    conv = runs[runs["protocol"] == "conventional"]
+    rows = []
+    for _, m in mins[mins["fraction"] < 1].iterrows():
+        ref = conv[(conv["model"] == m["model"]) & (conv["seed"] == m["seed"])]
+        if ref.empty:
+            continue
+        longest = ref.sort_values("epochs").iloc[-1]
+        c = curves[curves["run_id"] == m["run_id"]]
+        end = c[c["phase"] == "subset"].sort_values("steps")
+        r = curves[curves["run_id"] == longest["run_id"]].sort_values("steps")  # step 0 too: the initial weights
+        if end.empty or r.empty:
+            continue
+        end = end.iloc[-1]
+        loss = float(np.exp(np.interp(end["steps"], r["steps"], np.log(r["train_loss"]))))
+        acc = float(np.interp(end["steps"], r["steps"], r["test_acc"]))
+        rows.append({"model": m["model"], "P": m["P"], "fraction": m["fraction"], "Q": m["Q"], "seed": m["seed"],
+                     "run_id": m["run_id"], "ref_run_id": longest["run_id"], "steps": int(end["steps"]),
+                     "train_loss": end["train_loss"], "test_acc": end["test_acc"], "ref_loss": loss, "ref_acc": acc,
+                     "loss_ratio": end["train_loss"] / loss, "acc_gap": end["test_acc"] - acc,
+                     "both_converged": True})
+    return pd.DataFrame(rows)
+
+
+def equal_compute_family(analyses: dict[str, dict]) -> pd.DataFrame:
+    """Every equal-compute test of study v2 as one family (datasets × arms × metrics): each test's unadjusted
+    equivalence p-value, its Holm-adjusted p-value over the family, and whether it stays "equal" after adjustment
+    (adjusted p ≤ (1 − level)/2, the level the paired interval's rule works at)."""
+    rows = []
+    for name, a in analyses.items():
+        for _, arm in a["equal_by_arm"].iterrows():
+            for metric, col in (("training loss", "loss"), ("test accuracy", "acc")):
+                rows.append({"design": name, "dataset": a["design"].dataset, "fraction": arm["fraction"],
+                             "Q": arm["Q"], "metric": metric, "verdict": arm[f"{col}_verdict"],
+                             "p": arm[col].p})
+    family = pd.DataFrame(rows)
+    if family.empty:
+        return family
+    alpha = (1 - RULES.level) / 2
+    family["p_holm"] = verdicts.holm(family["p"].tolist())
+    family["equal_after_holm"] = (family["verdict"] == "equal") & (family["p_holm"] <= alpha)
+    return family
+
+
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
     """Everything the v2 pages and claims read from one dataset's runs."""
     pairs = ladders(runs, curves, d.rules, d.max_doublings, d.long_doublings)
@@ -271,4 +374,11 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, d: Design) -> dict:
             "minima": mins, "close": close, "close_by_arm": closeness_by_arm(close, d.rules), "equal": equal,
             "equal_by_arm": equal_compute_by_arm(equal, d.rules), "points": compute_curves(runs, curves, d),
             "equal_steps": equal_steps(runs, curves, d), "costs": costs, "tenth": tenth_by_arm(costs, d.rules),
-            "q_or_fraction": q_or_fraction(close)}
+            "q_or_fraction": q_or_fraction(close), **_at_equal_steps(runs, curves, mins),
+            "memorisation": (memo := memorisation(runs, curves, d.rules)),
+            "memorisation_by_dataset": memorisation_by_dataset(memo)}
+
+
+def _at_equal_steps(runs: pd.DataFrame, curves: pd.DataFrame, mins: pd.DataFrame) -> dict:
+    steps = at_equal_steps(runs, curves, mins)
+    return {"at_equal_steps": steps, "q_or_fraction_steps": q_or_fraction(steps) if len(steps) else pd.DataFrame()}

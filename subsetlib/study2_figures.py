@@ -57,8 +57,9 @@ def equal_compute(a: dict) -> tuple[Figure, str, pd.DataFrame]:
                ylim=(finals.min() - 2, finals.max() + 0.5))
     present.legend(ax_loss)
     points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
-    caption = (f"{title}, main width: full-set training loss (left) and test accuracy (right) against cumulative "
-               f"training FLOPs, mean and range over the seeds of {present.runs_text(points)}. Black: conventional "
+    caption = (f"{title}, main width: full-set training loss (first panel) and test accuracy (second panel; below "
+               f"it on a phone) against cumulative training FLOPs, mean and range over the seeds of "
+               f"{present.runs_text(points)}. Black: conventional "
                f"(solid: {plan.epochs} epochs, dashed: longer runs of the ladder); colours: equal-compute arms by "
                f"subset fraction. Scale: {plan.scale_text(plan.model)}.")
     return fig, caption, points
@@ -104,8 +105,9 @@ def lbfgs_track(a: dict) -> tuple[Figure, str, pd.DataFrame]:
     present.legend(ax_acc, below=True)
     points = pts[["run_id", "seed", "arm", "phase", "flops", "train_loss", "test_acc"]]
     d = a["design"]
-    caption = (f"{d.title}, {d.model}: full-set training loss (left) and test accuracy (right) against training "
-               f"FLOPs, mean over the seeds of {present.runs_text(points)} (each seed's curve interpolated to equal "
+    caption = (f"{d.title}, {d.model}: full-set training loss (first panel) and test accuracy (second panel; "
+               f"below it on a phone) against training FLOPs, mean over the seeds of {present.runs_text(points)}"
+               f" (each seed's curve interpolated to equal "
                f"FLOPs, drawn as far as every seed reached). Black solid: L-BFGS on the full set; colours: L-BFGS on a "
                f"subset first (by fraction); black dotted: Adam's runs (every run of its ladder). "
                f"Scale: {d.scale_text()}.")

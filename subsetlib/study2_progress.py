@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from subsetlib import ladders, lbfgs_study, results, study2_answer, study2_figures, study2_report
+from subsetlib import ladders, lbfgs_study, results, study2_analysis, study2_answer, study2_figures, study2_report
 from subsetlib.registry import dataset_title
 from subsetlib.studies import design
 from subsetlib.study2 import stored
@@ -43,7 +43,8 @@ def so_far(design_dirs: dict[str, str], track: str | None, track_dir: str, devic
 def claims_so_far(now: dict) -> pd.DataFrame:
     """The claims table of what is in (``so_far``'s designs whose every run is stored, and the second-order track
     once all its runs are): one row per claim, dataset and metric, with its verdict and the numbers behind it."""
-    tables = [study2_report.claims(now["complete"], now["titles"])] if now["complete"] else []
+    family = study2_analysis.equal_compute_family(now["complete"]) if now["complete"] else None
+    tables = [study2_report.claims(now["complete"], now["titles"], family)] if now["complete"] else []
     tables += [lbfgs_study.claims(now["track"])] if now["track"] else []
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(study2_report.CLAIMS_FIELDS))
 
@@ -63,3 +64,32 @@ def answer(now: dict, figure: str | None) -> str:
     track = lbfgs_study.front_answer(now["track"]) if now["track"] else None
     return study2_answer.answer(now["runs"], now["pairs"], now["titles"], figure, now["complete"], track,
                                 now["pending"], now["track_progress"])
+
+
+FRONT_HEADERS = {"claim": "claim (source)", "verdict": "verdict (datasets and metrics)", "evidence": "evidence"}
+
+
+def short_answer(now: dict) -> str:
+    """Study v2's answer in a few plain sentences, from ``so_far``'s designs whose every run is stored."""
+    family = study2_analysis.equal_compute_family(now["complete"]) if now["complete"] else None
+    return study2_answer.short_answer(now["complete"], now["titles"], now["track"], family)
+
+
+def front_answer(now: dict, figure: str | None) -> str:
+    """Study v2's short answer for the front page's slot (``front_page.write_answer``): its plain sentences, then
+    ``figure`` (HTML, on one line so that Markdown passes it through), then the claims table in three columns with
+    the pages that hold each claim's evidence, and where the rest is."""
+    text = short_answer(now)
+    if now["pending"] or (now["track_progress"] is not None):
+        waiting = [*now["pending"], *(["the second-order track"] if now["track_progress"] else [])]
+        text += f" Not in yet: {', '.join(waiting)}."
+    parts = [f"{text} *(Source: study v2's stored runs and its plan's rules.)*"]
+    if figure:
+        parts.append(figure.replace("\n", " "))
+    claims = claims_so_far(now)
+    if len(claims):
+        parts.append(study2_answer.markdown_table(study2_answer.front_table(claims), FRONT_HEADERS))
+    parts.append("Every claim per dataset and metric, with the numbers behind it: the "
+                 "[claims page](experiments/study-v2/00-0-claims.ipynb); the answer question by question, and where "
+                 "each run stands: [study v2 so far](experiments/study-v2/00-progress.ipynb).")
+    return "\n\n".join(parts)

@@ -60,8 +60,10 @@ def _ratio_text(test: verdicts.Paired, with_n: bool = True) -> str:
     """A paired log ratio as a ratio with its interval, three significant digits kept: '1.00× [0.957, 1.04], n = 10'."""
     if test.n == 0:
         return "no converged pairs"
-    if test.n == 1 or not math.isfinite(test.low):
-        return f"{significant(math.exp(test.mean))}×" + (f" (n = {test.n})" if with_n else "")
+    if test.n == 1 or not math.isfinite(test.low):  # fewer than 3 pairs: each seed's ratio, never an interval
+        each = test.values or (test.mean,)
+        return (", ".join(f"{significant(math.exp(v))}×" for v in each)
+                + (f" (per seed, n = {test.n})" if test.n > 1 else " (n = 1)"))
     return (f"{significant(math.exp(test.mean))}× [{significant(math.exp(test.low))}, "
             f"{significant(math.exp(test.high))}]" + (f", n = {test.n}" if with_n else ""))
 
@@ -131,11 +133,14 @@ def tenth_table(tenth: pd.DataFrame, reference: str = "minimum") -> tuple[pd.Dat
     table["target"] = table["metric"].map(lambda m: target_text(m, reference))
     table["references"] = [f"{r} of {s}" for r, s in zip(table["references_converged"], table["seeds"], strict=True)]
     table["reached_text"] = [f"{r} of {s}" for r, s in zip(table["reached"], table["shown_seeds"], strict=True)]
-    table["interval"] = [f"[{significant(lo)}, {significant(hi)}]" if math.isfinite(lo) else "–"
-                         for lo, hi in zip(table["low"], table["high"], strict=True)]
+    # an interval needs 3 pairs; with fewer, each seed's ratio
+    table["interval"] = [f"[{significant(lo)}, {significant(hi)}]" if math.isfinite(lo) else
+                         ", ".join(f"{significant(r)}×" for r in each) + " (per seed)" if len(each) > 1 else "–"
+                         for lo, hi, each in zip(table["low"], table["high"], table["each"], strict=True)]
     columns = {"target": "target", "arm": "arm", "Q": "Q", "references": "seeds with a converged reference",
                "reached_text": "seeds that reached it",
-               "ratio": "cost ÷ conventional (geometric mean)", "interval": "95 % interval", "verdict": "verdict"}
+               "ratio": "cost ÷ conventional (geometric mean)", "interval": "95 % interval (3 or more seeds)",
+               "verdict": "verdict"}
     return table, columns, {"Q": 2, "ratio": 2}
 
 
@@ -163,13 +168,17 @@ def closeness_sentence(by_arm: pd.DataFrame, title: str, rules: Rules = RULES) -
                 "its minimum is cannot be judged at this budget.")
     loss, acc = usable["loss_verdict"].tolist(), usable["acc_verdict"].tolist()
     n, (loss_margin, acc_margin) = len(usable), margins_text(rules)
+    seeds = _span(usable["usable"], lambda x: str(int(x)))
+    rests = (f"; it rests on {seeds} seed{'s' if seeds != '1' else ''} with both phases converged"
+             + (f", fewer than the {rules.min_seeds} an interval needs" if usable["usable"].max() < rules.min_seeds
+                else ""))
     return (f"On {title}, {n} subset arm{'s' if n != 1 else ''} with Q ≥ {rules.q_high:g} "
             f"ha{'ve' if n != 1 else 's'} both phases converged: in training loss {_count(loss, 'equal')} "
             f"within {loss_margin} of the full-set minimum, {_count(loss, 'worse')} "
             f"farther and the rest inconclusive (ratio {_span(usable['ratio'], lambda x: significant(x) + '×')}, "
             f"excess {_span(usable['excess_nats'], significant)} nats); in test accuracy {_count(acc, 'equal')} "
             f"within {acc_margin}, {_count(acc, 'worse')} worse and the rest inconclusive (gap "
-            f"{_span(100 * usable['acc_gap'], '{:+.2f}'.format)} points).")
+            f"{_span(100 * usable['acc_gap'], '{:+.2f}'.format)} points){rests}.")
 
 
 def _span(values: pd.Series, text) -> str:
@@ -185,11 +194,24 @@ def equal_compute_arm_text(arm: pd.Series) -> str:
             f"({_interval_text(arm, 'acc_verdict')})")
 
 
+def equal_compute_plain(by_arm: pd.DataFrame, title: str) -> str:
+    """Question 2 on one dataset in one plain sentence, before the intervals: how many arms matched conventional
+    training on each metric, at what compute, and the lowest Q that matched on both."""
+    n = len(by_arm)
+    loss, acc = int((by_arm["loss_verdict"] == "equal").sum()), int((by_arm["acc_verdict"] == "equal").sum())
+    both = by_arm[(by_arm["loss_verdict"] == "equal") & (by_arm["acc_verdict"] == "equal")]
+    flops = _span(by_arm["flops_ratio"], lambda x: f"{x:.2f}") if "flops_ratio" in by_arm else "about 1"
+    lowest = f"; the smallest subset equal on both was Q = {both['Q'].min():.2g}" if len(both) else ""
+    return (f"**On {title}, {loss} of {n} subset arms matched conventional training in training loss and {acc} of "
+            f"{n} in test accuracy, at {flops}× its training FLOPs: equal compute, so no saving is shown{lowest}.**")
+
+
 def equal_compute_sentence(by_arm: pd.DataFrame, title: str, d: Design) -> str:
-    """The answer to question 2 on one dataset, in words."""
-    return (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
-            f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
-            + "; ".join(equal_compute_arm_text(arm) for _, arm in by_arm.iterrows()) + ".")
+    """The answer to question 2 on one dataset, in words: the plain sentence, then each arm with its intervals."""
+    details = (f"On {title} at {d.epochs} epoch-equivalent{'s' if d.epochs != 1 else ''} of training (the "
+               f"conventional arm's B), each equal-compute arm against conventional training of the same seed: "
+               + "; ".join(equal_compute_arm_text(arm) for _, arm in by_arm.iterrows()) + ".")
+    return f"{equal_compute_plain(by_arm, title)} {details}"
 
 
 def q_or_fraction_sentence(qf: pd.DataFrame, widths_run: int) -> str:
@@ -219,10 +241,13 @@ def width_advice(close: pd.DataFrame) -> str:
     return "On the same subset:\n\n" + "\n".join(sorted(lines, reverse=True))
 
 
-def _cost_text(ratio: float, low: float = math.nan, high: float = math.nan) -> str:
-    """'0.53× [0.40, 0.70]', or 'not reached'."""
+def _cost_text(ratio: float, low: float = math.nan, high: float = math.nan, each: tuple = ()) -> str:
+    """'0.53× [0.40, 0.70]', the per-seed ratios where there is no interval ('0.536×, 1.91× (per seed)'), or
+    'not reached'."""
     if not math.isfinite(ratio):
         return "not reached"
+    if not math.isfinite(low) and len(each) > 1:
+        return ", ".join(f"{significant(r)}×" for r in each) + " (per seed)"
     return f"{ratio:.2f}×" + (f" [{significant(low)}, {significant(high)}]" if math.isfinite(low) else "")
 
 
@@ -287,6 +312,64 @@ def _arms_text(arms: pd.DataFrame, col: str) -> str:
     return "; ".join(parts)
 
 
+EQUAL_CLAIM = "Results equal to conventional training (read at equal compute, not at a tenth)"
+
+
+def equal_compute_verdict(arm_verdicts: list[str]) -> str:
+    """The equal-compute claim over its arms: reproduced *at equal compute* if some arm is equal or better (a union
+    of the arms' tests: the family and its adjustment are stated beside it, ``equal_compute_caveats``), refuted if
+    every arm is worse, else inconclusive. The arms spend about the conventional arm's FLOPs, so "reproduced" here
+    shows no saving: the verdict says so."""
+    if any(v in ("equal", "better") for v in arm_verdicts):
+        return "reproduced at equal compute (no saving shown)"
+    if arm_verdicts and all(v == "worse" for v in arm_verdicts):
+        return "refuted"
+    return "inconclusive"
+
+
+def margin_used(test: verdicts.Paired, margin: float) -> float:
+    """How much of the equivalence margin an "equal" interval uses: its farther edge over the margin (1: on the
+    edge). NaN without an interval."""
+    return max(abs(test.low), abs(test.high)) / margin if math.isfinite(test.low) else math.nan
+
+
+def equal_compute_caveats(eq: pd.DataFrame, col: str, family: pd.DataFrame, where: tuple[str, str],
+                          rules: Rules = RULES) -> str:
+    """What the equal-compute verdict on one dataset and metric rests on, in words: the FLOPs the arms spent (and the
+    full set's share of them), whether an arm below Q = 1 is equal too (then the test does not separate Q; how close
+    to the margin's edge it passed), the family the union of tests belongs to and what Holm's adjustment leaves, and
+    (accuracy) the margin against conventional training's error, with the relative check. ``family`` is
+    ``study2_analysis.equal_compute_family``; ``where``: this design's name and the metric in words."""
+    metric = "loss" if col == "loss_verdict" else "acc"
+    margin = rules.loss_margin if metric == "loss" else rules.acc_margin
+    parts = [f"The arms spent {_span(eq['flops_ratio'], lambda x: f'{x:.2f}')}× the conventional arm's training FLOPs"
+             + (f", {_span(100 * eq['full_set_share'], lambda x: f'{x:.0f}')} % of it on the full set"
+                if "full_set_share" in eq and eq["full_set_share"].notna().any() else "")
+             + ": at equal compute, so no arm can show a saving"]
+    low_equal = eq[(eq["Q"] < 1) & (eq[col] == "equal")]
+    for _, r in low_equal.iterrows():
+        used = margin_used(r[metric], margin)
+        edge = (f", {100 * (margin - max(abs(r[metric].low), abs(r[metric].high))):.3f} points inside it"
+                if metric == "acc" else "")
+        parts.append(f"{arm_text(r['fraction'])} at Q = {r['Q']:.2g} < 1 is equal too (its interval uses "
+                     f"{100 * used:.0f} % of the margin{edge}): at equal compute the test does not separate Q")
+    if len(family):
+        here = family[(family["design"] == where[0]) & (family["metric"] == where[1])]
+        parts.append(f"the claim's rule (reproduced if any arm is equal) is a union of tests, one family of "
+                     f"{len(family)} equal-compute tests (every dataset, arm and metric): unadjusted "
+                     f"{int((family['verdict'] == 'equal').sum())} of them are equal, "
+                     f"{int(family['equal_after_holm'].sum())} after Holm's adjustment over the family; here "
+                     f"{int(here['equal_after_holm'].sum())} of {len(here)} arms stay equal after it")
+    if metric == "acc" and "reference_error" in eq:
+        error = float(eq["reference_error"].mean())
+        rel = eq["error_ratio"]
+        parts.append(f"the {100 * margin:g}-point margin is {100 * margin / error:.0f} % of conventional training's "
+                     f"test error here ({100 * error:.1f} %); with a relative margin instead (test error within "
+                     f"±{100 * (math.exp(rules.loss_margin) - 1):.2g} % of conventional's; post hoc, our inference) "
+                     f"{sum(t.verdict == 'equal' for t in rel)} of {len(rel)} arms are equal")
+    return "; ".join(parts) + "."
+
+
 def tenth_claim(arm_verdicts: list[str]) -> str:
     """"A tenth or less" over its arms: reproduced if some arm is; refuted only if every arm is; else not testable
     at this budget if some arm is, else inconclusive."""
@@ -297,10 +380,11 @@ def tenth_claim(arm_verdicts: list[str]) -> str:
     return "not testable at this budget" if "not testable at this budget" in arm_verdicts else "inconclusive"
 
 
-def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
+def claims(analyses: dict[str, dict], titles: dict[str, str], family: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claims table of study v2: one row per claim, dataset and metric, with the verdict its rule gives and the
-    numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result."""
-    rows = []
+    numbers behind it. ``analyses`` maps a dataset to ``analyse``'s result; ``family``, every equal-compute test
+    with its Holm-adjusted p-value (``study2_analysis.equal_compute_family`` of the same analyses)."""
+    rows, family = [], pd.DataFrame() if family is None else family
 
     def add(claim, source, dataset, metric, verdict, numbers):
         rows.append({"claim": claim, "source": source, "dataset": titles[dataset], "metric": metric,
@@ -312,21 +396,26 @@ def claims(analyses: dict[str, dict], titles: dict[str, str]) -> pd.DataFrame:
             for row in closeness_claims(by_arm, col, rules):
                 add(*row[:2], dataset, metric, *row[2:])
             eq = a["equal_by_arm"]
-            eq_col = eq[col]
-            equal_v = ("reproduced" if eq_col.isin(["equal", "better"]).any() else
-                       "refuted" if len(eq_col) and (eq_col == "worse").all() else "inconclusive")
-            add("Results equal to conventional training (equal compute)", "abstract", dataset, metric, equal_v,
-                "; ".join(f"{arm_text(r['fraction'])}: {r[col]} ({_interval_text(r, col)})" for _, r in eq.iterrows()))
+            add(EQUAL_CLAIM, "abstract", dataset, metric, equal_compute_verdict(eq[col].tolist()),
+                "; ".join(f"{arm_text(r['fraction'])}: {r[col]} ({_interval_text(r, col)})" for _, r in eq.iterrows())
+                + f". {equal_compute_caveats(eq, col, family, (dataset, metric), rules)}")
             tenth = a["tenth"][a["tenth"]["metric"] == ("train_loss" if metric == "training loss" else "test_acc")]
             add("Compute to conventional quality reduced to a tenth or less", "abstract", dataset, metric,
                 tenth_claim(tenth["verdict"].tolist()),
-                "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'], r['low'], r['high'])} ({r['verdict']})"
+                "; ".join(f"{arm_text(r['fraction'])}: {_cost_text(r['ratio'], r['low'], r['high'], r['each'])} "
+                          f"({r['verdict']})"
                           for _, r in tenth.iterrows()))
         qf = a["q_or_fraction"]
         if a["design"].widths:
             for _, r in qf.iterrows():
                 add("Q, not the fraction, decides how close a subset minimum is", "our inference", dataset,
                     r["metric"], r["verdict"], q_or_fraction_numbers(r))
+            for _, r in a.get("q_or_fraction_steps", pd.DataFrame()).iterrows():
+                add(Q_STEPS_CLAIM, "our inference", dataset, r["metric"], r["verdict"],
+                    q_or_fraction_numbers(r, "subset phases") + f". {Q_STEPS_CAVEAT}")
+        if len(a.get("memorisation_by_dataset", ())):
+            claim, source, verdict, numbers = memorisation_claim(a["memorisation_by_dataset"].iloc[0])
+            add(claim, source, dataset, "subset and full-set loss", verdict, numbers)
     return pd.DataFrame(rows)
 
 
@@ -335,18 +424,62 @@ Q_OR_FRACTION_COLUMNS = {"metric": "metric", "at_equal_q": "mismatch at equal Q"
 Q_OR_FRACTION_DIGITS = {"at_equal_q": 3, "at_equal_fraction": 3}
 
 
-def q_or_fraction_numbers(row: pd.Series) -> str:
+def q_or_fraction_numbers(row: pd.Series, what: str = "converged pairs") -> str:
     """The numbers behind a Q-or-fraction verdict (a row of ``q_or_fraction``), or why there are none."""
     widths = int(row["widths"])
     if not widths:
-        return "no converged pairs"
+        return f"no {what}"
     if not (math.isfinite(row["at_equal_q"]) and math.isfinite(row["at_equal_fraction"])):
-        return f"the {widths} widths with converged pairs share no range of Q or of the fraction"
+        return f"the {widths} widths with {what} share no range of Q or of the fraction"
     return (f"mismatch at equal Q {row['at_equal_q']:.3g} vs at equal fraction {row['at_equal_fraction']:.3g} "
-            f"({widths} widths with converged pairs)")
+            f"({widths} widths with {what})")
+
+
+Q_STEPS_CLAIM = "Q or the fraction, read at equal steps (not at minima)"
+Q_STEPS_CAVEAT = ("Caveat: each subset phase where it ended, against the longest conventional run of its width and "
+                  "seed after as many steps; neither needs to have converged, so this is not the plan's question 1")
+
+
+def memorisation_text(by_dataset: pd.Series) -> str:
+    """One dataset's memorisation in words (a row of ``study2_analysis.memorisation_by_dataset``)."""
+    r = by_dataset
+    if not r["memorised"]:
+        return (f"no subset phase memorised its subset (none of {r['phases']} reached a subset loss of "
+                f"{_sci(RULES.memorised_nats)} nats)")
+    qs = ", ".join(f"{q:.2g}" for q in r["memorised_Q"])
+    head = (f"{r['memorised']} of {r['phases']} subset phases memorised their subset (subset loss ≤ "
+            f"{_sci(RULES.memorised_nats)} nats, at most {r['subset_loss_max']:.1e}) at Q = {qs}, leaving a "
+            f"full-set loss of {_span(pd.Series([r['full_loss_low'], r['full_loss_high']]), significant)} nats")
+    if r["stopped"] == "stopped":
+        return f"{head}; from Q = {r['stopped_at_Q']:.2g} up (the next Q run) no subset was memorised"
+    return f"{head}; memorised up to the largest Q run ({r['largest_Q_run']:.2g})"
+
+
+def memorisation_claim(r: pd.Series) -> tuple[str, str, str, str]:
+    """The memorisation finding as a claims row (claim, source, verdict, numbers), from a row of
+    ``study2_analysis.memorisation_by_dataset``."""
+    verdict = "memorised" if r["memorised"] else "not memorised"
+    return ("A subset phase memorises its subset (finding)", "our inference", verdict, memorisation_text(r))
 
 
 WIDTH_COLOURS = {"cnn-simple": "#1f4e9c", "cnn-simple-narrow": "#2a9d8f", "cnn-simple-w3": "#e76f51",
                  "cifar-cpu": "#1f4e9c", "cifar-cpu-narrow": "#2a9d8f", "cifar-cpu-w8": "#e76f51"}
 """One colour per width on every v2 page: the same colour for the same place in its family (widest, middle,
 narrowest), whatever the dataset."""
+
+
+def _sci(x: float) -> str:
+    """A small threshold as prose writes it: '1e-6', not '1e-06'."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+CLAIM_GROUP_COLUMNS = {"where": "dataset, metric", "verdict": "verdict", "numbers": "numbers behind it"}
+"""A claim's own table on the claims page (``claims_by_claim``): three columns, so that it fits a phone."""
+
+
+def claims_by_claim(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The claims table split by claim, in its order: (the claim with its source, its rows). One table of four
+    columns was wider than a phone's page."""
+    view = claims_view(table)
+    return [(claim, rows) for claim, rows in view.groupby("claim_text", sort=False)]

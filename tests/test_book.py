@@ -50,7 +50,7 @@ CHROMIUM_FLAGS = [
 ]
 WIDE, NARROW = 1280, 390  # a laptop's window and a phone's (chromium-headless-shell: chromium's own minimum is 500)
 MIN_TEXT_SHARE = 0.8  # figure text against the body text, as shown
-CLAIMS = Path("book/experiments/study/09-claims.html")
+CLAIMS = Path("book/experiments/study-v2/00-0-claims.html")  # the claims the front page answers from
 MIN_FIGURE_SCALE = 0.6
 PROBE_ID = "subsetlib-probe"
 # Injected right after <head> of a copy of each page: records script errors, and after layout measures, inside the

@@ -666,3 +666,167 @@ def test_the_convergence_text_lists_conventional_then_subsets_from_the_largest()
                           for f in (1 / 128, 1.0, 1 / 8)])
     arms = [line.split("**")[1] for line in study2_report.convergence_text(pairs, D).splitlines() if "**" in line]
     assert arms == ["conventional", "subset 1/8", "subset 1/128"]
+
+
+def test_the_tenth_gives_no_interval_from_two_seeds_but_each_seeds_ratio():
+    """'1.01× [0.000314, 3,260]' came from two seeds (ratios 0.536 and 1.911): no interval from fewer than 3."""
+    two = costs(0.5, finetune_flops=2e12, n=2)
+    two.loc[1, ["cost", "ratio"]] = [1.911e12, 1.911]
+    row = study2_analysis.tenth_by_arm(two).iloc[0]
+    assert math.isnan(row["low"]) and math.isnan(row["high"])
+    assert row["each"] == pytest.approx((0.5, 1.911))
+    table, _, _ = study2_report.tenth_table(study2_analysis.tenth_by_arm(two))
+    assert table["interval"].iloc[0] == "0.500×, 1.91× (per seed)"
+    three = study2_analysis.tenth_by_arm(costs(0.5, finetune_flops=2e12, n=3)).iloc[0]
+    assert math.isfinite(three["low"])
+
+
+def eq_arms(acc_diffs: dict[float, list[float]], q: dict[float, float], loss_same: bool = True) -> pd.DataFrame:
+    """Equal-compute arms by hand: per fraction, per seed the arm's accuracy minus the reference's (0.86)."""
+    rows = []
+    for f, diffs in acc_diffs.items():
+        for seed, diff in enumerate(diffs):
+            rows.append({"fraction": f, "subset_Q": q[f], "seed": seed, "final_train_loss": 0.30 + 0.001 * seed,
+                         "ref_loss": 0.30 + 0.001 * seed if loss_same else 0.6, "final_test_acc": 0.86 + diff,
+                         "ref_acc": 0.86, "flops_ratio": 1.01, "total_flops": 1.0,
+                         "phases": json.dumps({"subset": {"flops": 0.2}, "finetune": {"flops": 0.8}})})
+    return pd.DataFrame(rows)
+
+
+def test_the_equal_compute_claim_says_equal_compute_no_saving_and_that_q_is_not_separated():
+    arms = eq_arms({1 / 4: [0.001, -0.001, 0.0, 0.0005, -0.0005], 1 / 32: [0.0025, -0.0028, 0.0001, 0.002, -0.002]},
+                   {1 / 4: 6.3, 1 / 32: 0.79})
+    eq = study2_analysis.equal_compute_by_arm(arms)
+    assert study2_report.equal_compute_verdict(eq["acc_verdict"].tolist()) == (
+        "reproduced at equal compute (no saving shown)")
+    assert study2_report.equal_compute_verdict(["worse", "worse"]) == "refuted"
+    family = study2_analysis.equal_compute_family({"fashion-mnist": {"equal_by_arm": eq,
+                                                                     "design": studies.design("fashion-mnist")}})
+    text = study2_report.equal_compute_caveats(eq, "acc_verdict", family, ("fashion-mnist", "test accuracy"))
+    assert "1.01× the conventional arm's training FLOPs, 80 % of it on the full set" in text
+    assert eq[eq["Q"] < 1].iloc[0]["acc_verdict"] == "equal"  # a Q below 1 that passes: Q is not separated
+    assert "Q = 0.79 < 1 is equal too" in text and "does not separate Q" in text
+    assert f"one family of {len(family)} equal-compute tests" in text
+    assert "the 0.3-point margin is 2 % of conventional training's test error here (14.0 %)" in text
+
+
+def test_holm_over_the_family_can_take_back_an_equal_that_passed_alone():
+    """An arm equal at its own 2.5 % level, but not once the family's other tests are counted."""
+    arms = eq_arms({f: [0.0025, -0.0025, 0.0015, -0.0015, 0.0] for f in (1 / 4, 1 / 8, 1 / 32)},
+                   {1 / 4: 6.3, 1 / 8: 3.1, 1 / 32: 0.79})
+    eq = study2_analysis.equal_compute_by_arm(arms)
+    family = study2_analysis.equal_compute_family({"x": {"equal_by_arm": eq, "design": D}})
+    acc = family[family["metric"] == "test accuracy"]
+    assert (acc["verdict"] == "equal").all() and not acc["equal_after_holm"].any()
+    assert family[family["metric"] == "training loss"]["equal_after_holm"].all()  # identical losses: p = 0
+
+
+def memo_runs():
+    """Three subset phases: one fits its subset to 1e-8 nats at Q = 4.8, the others stay far from zero."""
+    made = [run("s-a", "subset-phase", 0, 11.0, 0.5, fraction=1 / 128, q=4.8, subset_loss=1e-8),
+            run("s-b", "subset-phase", 0, 0.6, 0.8, fraction=1 / 32, q=5.2, subset_loss=2e-4),
+            run("s-c", "subset-phase", 0, 0.4, 0.85, fraction=1 / 8, q=21.0, subset_loss=0.04)]
+    runs, curves = frames(*made)
+    curves["subset_fraction"] = curves["run_id"].map(runs.set_index("run_id")["subset_fraction"])
+    curves["subset_Q"] = curves["run_id"].map(runs.set_index("run_id")["subset_Q"])
+    curves["seed"] = 0
+    return runs.assign(dataset="fashion-mnist"), curves
+
+
+def test_memorisation_names_the_q_where_subsets_stopped_being_memorised():
+    runs, curves = memo_runs()
+    table = study2_analysis.memorisation(runs, curves)
+    assert table.set_index("run_id")["memorised"].to_dict() == {"s-a": True, "s-b": False, "s-c": False}
+    row = study2_analysis.memorisation_by_dataset(table).iloc[0]
+    assert row["stopped"] == "stopped" and row["stopped_at_Q"] == pytest.approx(5.2)
+    text = study2_report.memorisation_text(row)
+    assert text.startswith("1 of 3 subset phases memorised their subset (subset loss ≤ 1e-6 nats")
+    assert "at Q = 4.8, leaving a full-set loss of 11.0 nats; from Q = 5.2 up" in text
+    top = study2_analysis.memorisation_by_dataset(table.assign(memorised=True)).iloc[0]
+    assert top["stopped"] == "memorised up to the largest Q run" and math.isnan(top["stopped_at_Q"])
+    none = study2_analysis.memorisation_by_dataset(table.assign(memorised=False)).iloc[0]
+    assert none["stopped"] == "never memorised"
+
+
+def test_q_or_fraction_at_equal_steps_reads_each_subset_phase_against_the_longest_conventional_run():
+    """A subset phase that ended after 50 steps is compared with the longest conventional run at step 50, not at
+    its end, and needs no convergence."""
+    runs = pd.DataFrame([{"run_id": "c8", "protocol": "conventional", "model": "w", "seed": 0, "epochs": 8},
+                         {"run_id": "c16", "protocol": "conventional", "model": "w", "seed": 0, "epochs": 16}])
+    curves = pd.DataFrame([{"run_id": "c16", "phase": "full", "steps": s, "train_loss": loss, "test_acc": a}
+                           for s, loss, a in ((0, 2.0, 0.1), (100, 0.2, 0.9), (200, 0.1, 0.95))]
+                          + [{"run_id": "c8", "phase": "full", "steps": 100, "train_loss": 5.0, "test_acc": 0.2}]
+                          + [{"run_id": "s1", "phase": "subset", "steps": s, "train_loss": loss, "test_acc": a}
+                             for s, loss, a in ((0, 2.0, 0.1), (50, 0.4, 0.7))])
+    mins = pd.DataFrame([{"model": "w", "P": 10, "fraction": 0.25, "Q": 4.0, "seed": 0, "run_id": "s1",
+                          "converged": False}])
+    steps = study2_analysis.at_equal_steps(runs, curves, mins)
+    row = steps.iloc[0]
+    assert row["ref_run_id"] == "c16" and row["steps"] == 50
+    assert row["ref_loss"] == pytest.approx(math.exp((math.log(2.0) + math.log(0.2)) / 2))
+    assert row["acc_gap"] == pytest.approx(0.7 - 0.5) and bool(row["both_converged"])
+
+
+def test_a_closeness_sentence_says_how_many_seeds_an_inconclusive_rests_on():
+    by_arm = pd.DataFrame([{"model": "w3", "P": 988, "fraction": 1 / 128, "Q": 4.8, "seeds": 3, "usable": 2,
+                            "loss_verdict": "inconclusive at 2 seeds", "acc_verdict": "inconclusive at 2 seeds",
+                            "ratio": 23.0, "excess_nats": 10.6, "acc_gap": -0.1369, "subset_converged": 2,
+                            "reference_converged": 3}])
+    text = study2_report.closeness_sentence(by_arm, "Fashion-MNIST")
+    assert "it rests on 2 seeds with both phases converged, fewer than the 3 an interval needs" in text
+
+
+def test_the_front_page_lists_the_short_answers_in_slot_order_and_a_new_study_leads(tmp_path):
+    """Study v2 writes its slot; once the study at certified minima writes its own, its answer stands first."""
+    from subsetlib import front_page
+
+    front = front_page.write_answer(tmp_path, "study-v2", "Study v2 says B.")
+    assert front.read_text().startswith(f"## {front_page.slot('study-v2').heading}\n\nStudy v2 says B.")
+    front_page.write_answer(tmp_path, "certified-minima", "At certified minima: A.")
+    text = front.read_text()
+    assert text.index("At certified minima: A.") < text.index("Study v2 says B.")
+    assert front_page.SLOTS[0].name == "certified-minima"
+    with pytest.raises(ValueError, match="no front-page slot"):
+        front_page.write_answer(tmp_path, "nonsense", "x")
+    assert front_page.compose(tmp_path / "empty") == front_page.WAITING
+
+
+def test_the_front_tables_verdicts_name_where_a_rare_verdict_holds():
+    claims = pd.DataFrame({"claim": ["Results equal to conventional training (x)"] * 3,
+                           "dataset": ["MNIST", "Fashion-MNIST", "CIFAR-10 (JPEG)"],
+                           "metric": ["test accuracy"] * 3,
+                           "verdict": ["reproduced at equal compute (no saving shown)"] * 2 + ["inconclusive"]})
+    row = study2_answer.front_table(claims).iloc[0]
+    assert row["verdict"] == "reproduced at equal compute (no saving shown): 2 of 3; inconclusive: CIFAR-10 (JPEG)"
+    assert "](experiments/study-v2/00-2-2-compute-mnist.ipynb)" in row["evidence"]
+
+
+def test_the_planner_names_the_formulas_k_beside_a_rounded_subset_and_marks_unreachable_targets():
+    from subsetlib import planner
+
+    table = planner.q_table("cnn-simple", "fashion-mnist", (1,), (1.5,))
+    row = table[table["target_q"].notna()].iloc[0]
+    assert row["K_min"] == math.ceil(1.5 * row["P"] / row["M"] - 1e-9)
+    text = planner.target_text(row)
+    assert text.startswith(f"{int(row['K']):,}") and (row["K"] == row["K_min"] or "⌈Q·P/M⌉ =" in text)
+    far = planner.q_table("resnet18-cifar", "cifar10", (1,), (3.0,))
+    far = far[far["target_q"].notna()].iloc[0]
+    assert not far["feasible"] and planner.target_text(far).startswith("not reachable (needs ")
+
+
+def test_the_compute_page_opens_with_a_plain_sentence_before_the_intervals():
+    eq = pd.DataFrame({"fraction": [1 / 4, 1 / 32], "Q": [6.3, 0.79], "flops_ratio": [1.0, 1.02],
+                       "loss_verdict": ["equal", "equal"], "acc_verdict": ["equal", "inconclusive at 5 seeds"]})
+    assert study2_report.equal_compute_plain(eq, "Fashion-MNIST") == (
+        "**On Fashion-MNIST, 2 of 2 subset arms matched conventional training in training loss and 1 of 2 in test "
+        "accuracy, at 1.00 to 1.02× its training FLOPs: equal compute, so no saving is shown; the smallest subset "
+        "equal on both was Q = 6.3.**")
+
+
+def test_the_claims_page_splits_its_table_by_claim_in_order():
+    table = pd.DataFrame({"claim": ["A", "A", "B"], "source": ["abstract"] * 3, "dataset": ["MNIST", "CIFAR", "MNIST"],
+                          "metric": ["loss"] * 3, "verdict": ["x", "y", "z"], "numbers": ["1", "2", "3"]})
+    groups = study2_report.claims_by_claim(table)
+    assert [claim for claim, _ in groups] == ["A (abstract)", "B (abstract)"]
+    assert groups[0][1]["where"].tolist() == ["MNIST, loss", "CIFAR, loss"]
+    assert len(study2_report.CLAIM_GROUP_COLUMNS) == 3

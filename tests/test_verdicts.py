@@ -99,3 +99,59 @@ def test_lbfgs_tells_a_stall_from_a_minimum():
     uphill = FullBatchLoss(model, x, y, Ledger(), lambda k: 0.0,
                            loss_sum=lambda o, t: Uphill.apply(model.w) + 0 * o.sum())
     assert minimize(uphill, 50).stopped.startswith("stalled")
+
+
+def test_fewer_than_three_pairs_give_the_per_seed_values_never_an_interval():
+    """Two seeds once printed '1.01× [0.000314, 3,260]': an interval from two pairs says nothing."""
+    two = paired([0.01, -0.02], 0.003, True)
+    assert math.isnan(two.low) and math.isnan(two.high)
+    assert two.values == (0.01, -0.02)
+    text = two.text(100, " pt")
+    assert "[" not in text
+    assert text == "+1.00, -2.00 pt (per seed, n = 2)"
+    assert "[" in paired([0.01, -0.02, 0.0], 0.003, True).text(100, " pt")
+
+
+def test_the_equivalence_p_value_agrees_with_the_interval_rule():
+    """The 95 % interval lies inside the margin exactly when both one-sided tests reject at 2.5 %."""
+    inside = paired([0.001, -0.001, 0.0005, 0.0, -0.0005], 0.003, True)
+    crossing = paired([0.004, -0.004, 0.0025, 0.0, -0.0025], 0.003, True)
+    assert inside.verdict == "equal" and inside.p < 0.025
+    assert crossing.verdict.startswith("inconclusive") and crossing.p > 0.025
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    from subsetlib.verdicts import holm
+
+    adjusted = holm([0.01, 0.04, 0.03, math.nan])
+    # three tests: 3 × 0.01, then max(0.03, 2 × 0.03), then max(0.06, 1 × 0.04); NaN is not a test
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(adjusted[3])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # never below an earlier step's adjusted value
+
+
+def test_memorised_means_the_subset_loss_is_practically_zero():
+    from subsetlib.verdicts import memorised
+
+    assert memorised(5.8e-8)
+    assert not memorised(2.1e-4)
+    assert not memorised(math.nan)
+
+
+def test_every_lbfgs_fit_records_its_final_gradient_without_charging_the_ledger():
+    """The second-order track's runs never recorded their final gradient (it was measured only when a step did not
+    move): a fit that stops on its iteration budget must record it too, and the measurement is not training."""
+    import torch
+
+    from subsetlib.lbfgs import FullBatchLoss, minimize
+    from subsetlib.train import Ledger
+
+    model = torch.nn.Linear(2, 1).double()
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], dtype=torch.float64)
+    y = torch.tensor([[1.0], [0.0], [2.0]], dtype=torch.float64)
+    ledger = Ledger()
+    closure = FullBatchLoss(model, x, y, ledger, lambda k: float(k), loss_sum=lambda o, t: ((o - t) ** 2).sum())
+    fit = minimize(closure, 1)
+    assert fit.stopped == "iterations"
+    assert math.isfinite(fit.grad_max) and fit.grad_max > 0 and fit.grad_norm >= fit.grad_max
+    assert ledger.examples == fit.examples and ledger.flops == fit.flops
