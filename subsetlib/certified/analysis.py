@@ -22,6 +22,27 @@ def cell(arms: pd.DataFrame, design_name: str, width: int) -> pd.DataFrame:
     return arms[(arms["full_set"] == d.full_name) & (arms["width"] == width)]
 
 
+def of_design(arms: pd.DataFrame, design_name: str) -> pd.DataFrame:
+    """The arms of one design (its full set), every width."""
+    return arms[arms["full_set"] == design(design_name).full_name] if not arms.empty else arms
+
+
+CLOSE_COLUMNS = {"p": "P", "q": "Q", "k": "K", "fraction": "fraction of the set", "pairs": "certified pairs",
+                 "ratio": "full-set objective ÷ minimum", "loss_verdict": "loss", "gap_points": "accuracy gap ÷ error",
+                 "accuracy_verdict": "accuracy", "verdict": "verdict"}
+SAME_COLUMNS = {"p": "P", "q": "fine-tuned from Q", "pairs": "certified pairs", "same": "same minimum (seeds)",
+                "excess": "objective − seed's minimum", "loss_verdict": "objective",
+                "gap_points": "test accuracy gap (points)", "accuracy_verdict": "accuracy"}
+COST_COLUMNS = {"p": "P", "q": "fine-tuned from Q", "target": "target", "pairs": "pairs",
+                "flops_ratio": "FLOPs ÷ from scratch", "examples_ratio": "examples ÷ (geom. mean)",
+                "seconds_ratio": "seconds ÷ (geom. mean)", "verdict": "verdict"}
+PREDICTION_COLUMNS = {"dataset": "dataset", "p": "P", "q": "Q", "k": "K", "pairs": "pairs",
+                      "measured": "measured excess", "predicted": "predicted", "ratio": "measured ÷ predicted",
+                      "verdict": "verdict"}
+GOVERNS_COLUMNS = {"metric": "metric", "at_equal_q": "mismatch at equal Q", "at_equal_fraction":
+                   "mismatch at equal fraction", "verdict": "verdict"}
+
+
 CERTIFICATE_COLUMNS = {"objective": "objective", "phase": "phase", "seeds": "seeds", "certified": "certified",
                        "on_cap": "on its cap", "worst_gradient": "largest relative gradient",
                        "worst_curvature": "lowest λ_min ÷ λ_max", "calls": "calls (median)"}
@@ -281,3 +302,53 @@ def _plain(t: Test) -> str:
     if not math.isfinite(t.low):
         return f"{_values(t.values)} (per seed)"
     return f"{t.mean:.3g} [{t.low:.3g}, {t.high:.3g}]"
+
+
+DIMENSION_COLUMNS = {"dataset": "dataset", "objective": "objective", "p": "P", "seeds": "certified minima",
+                     "effective_dimension": "tr(H⁻¹Σ), mean", "ratio": "tr(H⁻¹Σ) ÷ P"}
+
+
+def effective_dimensions(arms: pd.DataFrame) -> pd.DataFrame:
+    """tr(H⁻¹Σ) at the certified scratch minima, per (dataset, objective, width), and its ratio to P."""
+    scratch = arms[(arms["arm"] == "scratch") & arms["certified"].astype(bool)]
+    rows = [{"dataset": d, "objective": objective_text(loss, l2), "p": int(p), "seeds": len(g),
+             "effective_dimension": float(g["effective_dimension"].mean()),
+             "ratio": float(g["effective_dimension"].mean() / p)}
+            for (d, loss, l2, p), g in scratch.groupby(["dataset", "loss", "l2", "p"], sort=True)]
+    return pd.DataFrame(rows, columns=list(DIMENSION_COLUMNS))
+
+
+def main_pairs(arms: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of the objective every design has: squared error at the smallest λ run."""
+    table = pairs(arms)
+    squared = table[table["loss"] == "squared"]
+    return squared[squared["l2"] == squared["l2"].min()]
+
+
+PAGES = {"minima": "00-1-minima-{}", "finetune": "00-2-finetune-{}", "prediction": "00-3-prediction"}
+
+
+def evidence_links(designs: list[str], prefix: str = "") -> dict[str, str]:
+    """Markdown links to each question's pages (``prefix``: the path from the linking page to this study's
+    pages)."""
+    from subsetlib.registry import dataset_title
+
+    links = {key: ", ".join(f"[{dataset_title(d)}]({prefix}{page.format(d)}.ipynb)" for d in designs)
+             for key, page in PAGES.items() if "{}" in page}
+    links["prediction"] = f"[all datasets]({prefix}{PAGES['prediction']}.ipynb)"
+    return links
+
+
+SUMMARY_COLUMNS = {"dataset": "dataset", "phases": "phases", "certified": "certified minima",
+                   "on_cap": "stopped on the cap", "other": "stopped, not certified"}
+
+
+def certificate_summary(arms: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: phases run, certified, stopped on the call cap, stopped elsewhere without passing."""
+    from subsetlib.registry import dataset_title
+
+    rows = [{"dataset": dataset_title(d), "phases": len(g), "certified": int(g["certified"].sum()),
+             "on_cap": int(g["on_budget"].sum()),
+             "other": int(len(g) - g["certified"].sum() - g["on_budget"].sum())}
+            for d, g in arms.groupby("dataset", sort=False)]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -173,6 +173,13 @@ def train(design_name: str, width: int, results_dir: str | os.PathLike) -> list[
     return ran
 
 
+def train_design(design_name: str, results_dir: str | os.PathLike) -> list[str]:
+    """``train`` for every width of a design (nothing runs where every group is stored)."""
+    from subsetlib.certified.design import design
+
+    return [rid for width in design(design_name).widths for rid in train(design_name, width, results_dir)]
+
+
 def load(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every stored arm (one row each, with its group's settings and provenance) and the iteration curves."""
     if not Path(results_dir, "runs").is_dir():
