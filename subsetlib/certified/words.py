@@ -25,7 +25,6 @@ def _p(p: float) -> str:
 def frontier_text(fronts: pd.DataFrame) -> str:
     """Per objective: from which Q (and fraction) each width's subset minima are close, or that none is."""
     from subsetlib.certified.analysis import objective_text
-
     from subsetlib.registry import dataset_title
 
     lines = []
@@ -96,8 +95,8 @@ def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame
     cheaper = int((tight["verdict"] == Verdict.SAVES).sum())
     dearer = int((tight["verdict"] == Verdict.COSTS_MORE).sum())
     cost = (f"**Reaching 1.01 × the full-set minimum through the subset cost a tenth or less of training from "
-            f"scratch in {_share(tenth, len(tight))} arms**, cheaper in {cheaper} more and dearer in {dearer} (FLOPs, subset "
-            "phase included).")
+            f"scratch in {_share(tenth, len(tight))} arms**, cheaper in {cheaper} more and dearer in {dearer} "
+            "(FLOPs, subset phase included).")
     holds = prediction[prediction["verdict"] == Verdict.HOLDS]
     pred = (f"The classical prediction tr(H⁻¹Σ)/(2K) of the excess held in {_share(len(holds), len(prediction))} "
             f"arms" + (f", at Q = {_range(holds['q'])}." if len(holds) else "."))
