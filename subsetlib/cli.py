@@ -191,6 +191,25 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _bench_minimiser(name: str) -> int:
+    """The full-batch minimiser's calls against the fp64 peak, and its two methods, on a certified-study design."""
+    from subsetlib import bench_minimise
+    from subsetlib.certified.design import design
+
+    design(name)  # checked before the announcement
+    print(f"subsetlib: timing the float64 calls of design {name}, then L-BFGS-B and trust-krylov on its narrowest "
+          "width (about a minute on two CPU cores)", file=sys.stderr)
+    for row in bench_minimise.calls(name):
+        print(f"P = {row['p']:>5,}: evaluation {row['evaluation_ms']:.2f} ms = {row['gflops']:.2f} GFLOP/s, "
+              f"{row['share_of_peak']:.1%} of the fp64 peak ({row['peak_gflops']:.1f} GFLOP/s); Hessian-vector "
+              f"product {row['hvp_over_evaluation']:.2f} evaluations", flush=True)
+    for row in bench_minimise.methods(name):
+        print(f"{row['method']:>12} (P = {row['p']}): {row['evaluations']} evaluations + {row['hvps']} Hessian-vector "
+              f"products, {row['seconds']:.1f} s, objective {row['objective']:.6f}, certified {row['certified']}",
+              flush=True)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from subsetlib import bench_loader, bench_peak
     from subsetlib.data import resolve_device
@@ -199,6 +218,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from subsetlib.train import check_precision, set_threads
 
     set_threads()
+    if args.minimiser:
+        return _bench_minimiser(args.dataset)
     check_precision(args.precision)
     spec = dataset_spec(args.dataset)  # every input checked before the announcement, and before anything is timed
     resolve_device(args.device)
@@ -330,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader worker processes.")
     bench.add_argument("--variants", action="store_true", help="Instead of the loop comparison: the peak probe, then "
                        "bare step, loop and evaluation rates of every precision and memory-format variant.")
+    bench.add_argument("--minimiser", action="store_true", help="Instead: the full-batch minimiser's float64 calls "
+                       "against the measured fp64 peak, and L-BFGS-B against trust-krylov, on the certified study's "
+                       "design named by --dataset (mnist, fashion-mnist, cifar10-jpeg).")
     bench.set_defaults(func=cmd_bench)
     return parser
 
