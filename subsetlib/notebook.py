@@ -90,13 +90,15 @@ def _check_model(name: object) -> None:
 
 
 def _registry_checks() -> dict[str, object]:
+    from subsetlib.certified.design import design as minima_design
     from subsetlib.data import resolve_device
     from subsetlib.registry import dataset_spec
     from subsetlib.studies import design, study_config
     from subsetlib.train import check_precision
 
     return {"dataset": dataset_spec, "model": _check_model, "seed": check_seed, "fraction": check_fraction,
-            "precision": check_precision, "study": study_config, "design": design, "device": resolve_device}
+            "precision": check_precision, "study": study_config, "design": design, "device": resolve_device,
+            "minima_design": minima_design}
 
 
 def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: float = math.inf):
@@ -113,7 +115,7 @@ def _number_rule(low: float, low_open: bool = True, whole: bool = False, high: f
 
 COUNT, COUNT_OR_ZERO = _number_rule(0, whole=True), _number_rule(0, low_open=False, whole=True)
 RULES = {"dataset": "dataset", "model": "model", "seed": "seed", "fraction": "fraction", "precision": "precision",
-         "study": "study", "design": "design", "device": "device",
+         "study": "study", "design": "design", "device": "device", "minima_design": "minima_design",
          "count": COUNT, "count_or_zero": COUNT_OR_ZERO, "positive": _number_rule(0),
          "not_negative": _number_rule(0, low_open=False), "growth": _number_rule(1),
          "eval_dense": _number_rule(0, low_open=False, whole=True, high=20)}
@@ -130,7 +132,8 @@ CHECKED = {"dataset": "dataset", "datasets": "dataset", "model": "model", "model
            "tabular_weight_decay": "not_negative", "growth": "growth", "growths": "growth",
            "k_train": "count", "k_test": "count", "inputs": "count", "hidden": "count", "outputs": "count",
            "tabular_hidden": "count", "study_name": "study",
-           "design": "design", "designs": "design", "device": "device"}
+           "design": "design", "designs": "design", "device": "device", "minima_design": "minima_design",
+           "minima_designs": "minima_design"}
 COUNT_SUFFIXES = ("epochs", "steps", "iterations", "size", "sizes", "examples", "rounds")  # subset_steps, batch_size
 
 
@@ -174,6 +177,12 @@ def check_page(notebook: str | os.PathLike, params: dict) -> None:
         from subsetlib.teacher import check_sizes
 
         check_sizes(params["inputs"], params["hidden"], params["outputs"], params["k_train"], params["target_qs"])
+    if Path(notebook).stem.startswith("certified_"):
+        from subsetlib.certified.design import check_cell
+
+        name = params.get("minima_design")
+        if isinstance(name, str) and isinstance(params.get("width"), int):
+            check_cell(name, params["width"])
 
 
 def end(namespace: dict) -> dict:

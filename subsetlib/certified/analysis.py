@@ -122,8 +122,7 @@ def closeness(arms: pd.DataFrame, r: Rules = RULES) -> pd.DataFrame:
                          "loss_verdict": lw, "gap_points": _scaled(at, 1.0), "accuracy_verdict": aw,
                          "verdict": both, "mean_excess": float(g["excess"].mean()),
                          "mean_full_objective": float(g["full_objective"].mean()),
-                         "mean_test_accuracy": float(g["test_accuracy"].mean()),
-                         "memorised": float(g["phase_objective"].median())})
+                         "mean_test_accuracy": float(g["test_accuracy"].mean())})
     return pd.DataFrame(rows)
 
 
