@@ -191,6 +191,66 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Every input checked, then the pilot, then the predicted excess at each K and the smallest K for a target."""
+    import numpy as np
+
+    from subsetlib import predict
+    from subsetlib.minimise import Objective
+    from subsetlib.registry import dataset_spec
+    from subsetlib.train import set_threads
+
+    set_threads()
+    objective = Objective(args.loss, args.l2)
+    spec = dataset_spec(args.dataset)
+    if args.train_size > spec.train_size or args.pilot > args.train_size:
+        raise UserError(f"need --pilot <= --train-size <= {spec.train_size} (the training examples of "
+                        f"{args.dataset}); got {args.pilot} and {args.train_size}")
+    pool = args.pool or (8 if spec.shape[-1] == 32 else 4)
+    if spec.shape[-1] % pool:
+        raise UserError(f"--pool {pool} does not divide the {spec.shape[-1]}-pixel images: use a divisor")
+    c, h, w = spec.shape
+    flat = args.model == "mlp"
+    shape = (c * (h // pool) * (w // pool),) if flat else (c, h // pool, w // pool)
+    net = predict.network_for(args.model, args.width, shape, spec.num_classes, args.seed)
+    if net.size > predict.CPU_PARAMETERS:
+        raise UserError(f"P = {net.size:,} is above {predict.CPU_PARAMETERS:,}: a pilot takes hours on a CPU "
+                        "there; run it on a GPU (the certified study's GPU profile, design mnist-gpu)")
+    ks = args.k or []
+    if any(k > args.train_size for k in ks):
+        raise UserError(f"every --k must be at most --train-size {args.train_size} (got {max(ks)})")
+    trusted = predict.trusted_from(args.results, args.loss)
+    if trusted is not None:
+        if not trusted == trusted:  # NaN: the validation found no Q at which it holds
+            raise UserError(f"the certified study's validation ({args.results}) found no Q at which the prediction "
+                            f"holds for {args.loss}: no prediction is given")
+        low = [k for k in ks if k * spec.num_classes / net.size < trusted]
+        if low:
+            raise UserError(f"K = {low[0]} is Q = {low[0] * spec.num_classes / net.size:.2g} with P = "
+                            f"{net.size:,}; the certified study found the prediction holds for {args.loss} only "
+                            f"from Q = {trusted:g}: "
+                            f"choose K >= {int(np.ceil(trusted * net.size / spec.num_classes))}")
+    print(f"subsetlib: pilot: a certified minimum on {args.pilot} of {args.train_size} examples of {args.dataset} "
+          f"(P = {net.size:,}), then tr(H⁻¹Σ)", file=sys.stderr)
+    x, y, name = predict.inputs(args.dataset, args.train_size, pool, flat)
+    pilot = predict.pilot(net, x, y, objective, args.pilot, args.seed)
+    print(f"pilot on {args.pilot} examples of {name}: {'certified' if pilot.certified else 'NOT certified'}; "
+          f"{pilot.cost.evaluations} evaluations + {pilot.cost.hvps} Hessian-vector products, "
+          f"{pilot.cost.seconds:.1f} s")
+    print(f"tr(H⁻¹Σ) = {pilot.effective_dimension:.4g} ± {pilot.standard_error:.2g} ({pilot.method}); P = {pilot.p:,}, "
+          f"ratio {pilot.effective_dimension / pilot.p:.3g}")
+    if trusted is None:
+        print(f"not validated: no certified-study runs in {args.results}")
+    for k in ks:
+        e = predict.excess(pilot, k, args.train_size)
+        print(f"K = {k:,} (Q = {k * spec.num_classes / net.size:.3g}): predicted excess {e.mean:.4g} "
+              f"[{e.low:.3g}, {e.high:.3g}] (90 % prediction interval)")
+    if args.target is not None:
+        k = predict.smallest_k(pilot, args.target, args.train_size)
+        print(f"smallest K for a mean excess of at most {args.target:g}: {k:,}")
+    return 0
+
+
 def _bench_minimiser(name: str) -> int:
     """The full-batch minimiser's calls against the fp64 peak, and its two methods, on a certified-study design."""
     from subsetlib import bench_minimise
@@ -345,6 +405,28 @@ def build_parser() -> argparse.ArgumentParser:
                        "renders again), failed or to do, and exit.")
     batch.set_defaults(func=cmd_batch)
 
+    predict = command("predict", "how far a subset's minimum will lie from the full set's, from a cheap pilot")
+    predict.add_argument("--dataset", default="mnist", help=f"The dataset: {datasets}.")
+    predict.add_argument("--model", default="mlp", help="mlp (the certified study's tanh MLP on pooled inputs), a "
+                         "registry model name, or an importable factory package.module:function called with (input "
+                         "shape, classes).")
+    predict.add_argument("--width", type=_positive_int, default=6, help="Hidden units of the mlp.")
+    predict.add_argument("--loss", default="squared", help="The loss: squared or cross-entropy.")
+    predict.add_argument("--l2", type=float, default=1e-4, help="λ of the objective's λ‖θ‖²/2.")
+    predict.add_argument("--train-size", type=_positive_int, default=2500, help="N: the stratified part of the "
+                         "training set that is the full set.")
+    predict.add_argument("--pool", type=_positive_int, help="Average pooling of the images (default: 4 for 28-pixel "
+                         "images, 8 for 32-pixel ones).")
+    predict.add_argument("--pilot", type=_positive_int, default=500, help="Examples of the pilot's minimum.")
+    predict.add_argument("--k", type=_positive_int, nargs="+", help="Subset sizes to predict the excess for "
+                         "(default: none).")
+    predict.add_argument("--target", type=float, help="A target mean excess: prints the smallest K that meets it "
+                         "(default: none).")
+    predict.add_argument("--seed", type=_non_negative_int, default=0, help="Seed of the pilot's sample and weights.")
+    predict.add_argument("--results", default="results/certified", help="The certified study's stored runs, whose "
+                         "validation decides where a prediction is refused.")
+    predict.set_defaults(func=cmd_predict)
+
     bench = command("bench", "samples/s of the GPU-resident loop against a DataLoader loop")
     _add_shared_options(bench, datasets, models)
     bench.add_argument("--steps", type=_positive_int, default=300, help="Timed steps per loop.")
@@ -367,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning  # a warning a user should read is one line, like an error
+            # torch's own deprecation of torch.jit.script, raised inside torch's imports: not the user's to act on
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
             return args.func(args)
     except UserError as err:
         print(f"subsetlib: error: {err}", file=sys.stderr)

@@ -181,7 +181,7 @@ class Minimum:
 
 
 def minimise(problem: Problem, theta0: np.ndarray, gtol: float, max_calls: int,
-             method: str = "trust-krylov") -> Minimum:
+             method: str = "L-BFGS-B") -> Minimum:
     """Minimise ``problem`` from ``theta0`` until ‖∇‖ ≤ ``gtol`` (absolute, the 2-norm) or ``max_calls``
     function+gradient evaluations and Hessian-vector products have been made (then ``on_budget``).
 

@@ -211,12 +211,12 @@ def predicted_excess(effective_dimension: float, k: int, n: int) -> float:
     return effective_dimension / (2 * k) * (1 - k / n)
 
 
-def frontier(qs: Sequence[float], words: Sequence[str]) -> float:
-    """The smallest Q from which every larger Q on the grid is "close" (NaN when the largest is not)."""
+def frontier(qs: Sequence[float], words: Sequence[str], wanted: str = Verdict.CLOSE) -> float:
+    """The smallest Q from which every larger Q on the grid is ``wanted`` ("close"; NaN when the largest is not)."""
     order = sorted(zip(qs, words, strict=True))
     found = math.nan
     for q, word in reversed(order):
-        if word != Verdict.CLOSE:
+        if word != wanted:
             break
         found = q
     return found

@@ -30,6 +30,7 @@ from subsetlib import results
 from subsetlib.certified.design import Design, check_cell, subset_size
 from subsetlib.data import Dataset
 from subsetlib.data import load as load_data
+from subsetlib.errors import UserError
 from subsetlib.minimise import (
     CERTIFICATE,
     FlatModel,
@@ -181,12 +182,14 @@ def train_design(design_name: str, results_dir: str | os.PathLike) -> list[str]:
 
 
 def load(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every stored arm (one row each, with its group's settings and provenance) and the iteration curves."""
-    if not Path(results_dir, "runs").is_dir():
-        return pd.DataFrame(), pd.DataFrame()
-    groups = results.load(results_dir)
+    """Every stored arm (one row each, with its group's settings and provenance) and the iteration curves; a folder
+    without any of the study's runs is a UserError naming the command that makes them."""
+    groups = results.load(results_dir) if Path(results_dir, "runs").is_dir() else pd.DataFrame()
+    if not groups.empty:
+        groups = groups[groups["study"] == "certified"] if "study" in groups else groups.iloc[:0]
     if groups.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    groups = groups[groups["study"] == "certified"]
+        raise UserError(f"no run of the study at certified minima is stored in {results_dir}: make them with "
+                        "python -m subsetlib batch grids/certified.yaml")
     arms = [{**g.drop("arms").to_dict(), **a} for _, g in groups.iterrows() for a in json.loads(g["arms"])]
-    return pd.DataFrame(arms), results.load(results_dir, "curves")
+    curves = results.load(results_dir, "curves")
+    return pd.DataFrame(arms), curves[curves["run_id"].isin(groups["run_id"])]
