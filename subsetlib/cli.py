@@ -219,11 +219,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ks = args.k or []
     if any(k > args.train_size for k in ks):
         raise UserError(f"every --k must be at most --train-size {args.train_size} (got {max(ks)})")
-    trusted = predict.trusted_from(args.results, args.loss)
+    trusted = predict.trusted_from(args.results, args.loss, objective.l2)
     if trusted is not None:
         if not trusted == trusted:  # NaN: the validation found no Q at which it holds
             raise UserError(f"the certified study's validation ({args.results}) found no Q at which the prediction "
-                            f"holds for {args.loss}: no prediction is given")
+                            f"holds for {args.loss} with λ = {objective.l2:g}: no prediction is given")
         low = [k for k in ks if k * spec.num_classes / net.size < trusted]
         if low:
             raise UserError(f"K = {low[0]} is Q = {low[0] * spec.num_classes / net.size:.2g} with P = "
@@ -240,7 +240,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"tr(H⁻¹Σ) = {pilot.effective_dimension:.4g} ± {pilot.standard_error:.2g} ({pilot.method}); P = {pilot.p:,}, "
           f"ratio {pilot.effective_dimension / pilot.p:.3g}")
     if trusted is None:
-        print(f"not validated: no certified-study runs in {args.results}")
+        print(f"not validated: the certified study in {args.results} has no runs of this objective")
     for k in ks:
         e = predict.excess(pilot, k, args.train_size)
         print(f"K = {k:,} (Q = {k * spec.num_classes / net.size:.3g}): predicted excess {e.mean:.4g} "

@@ -183,19 +183,17 @@ def inputs(dataset: str, train_size: int, pool: int, flat: bool) -> tuple[torch.
     return x, part.y_train, f"{dataset}-{train_size}"
 
 
-def trusted_from(results_dir: str, loss: str) -> float | None:
-    """The smallest Q from which the certified study's validation says the prediction holds for ``loss`` (every
-    dataset, width and λ at that Q and above); NaN where it never does; None where no study runs are stored."""
-    from subsetlib.certified import analysis, rules, runs
+def trusted_from(results_dir: str, loss: str, l2: float) -> float | None:
+    """Where the certified study's validation trusts the prediction for this objective: the smallest Q at which it
+    holds, with no larger Q (any dataset or width) where it breaks down; NaN where no such Q exists; None where the
+    study stored no runs of this objective (not validated)."""
+    from subsetlib.certified import analysis, runs
+    from subsetlib.certified.rules import trusted
 
     try:
         arms, _ = runs.load(results_dir)
     except UserError:
         return None
     table = analysis.prediction(arms)
-    table = table[table["loss"] == loss]
-    if table.empty:
-        return None
-    by_q = table.groupby("q")["verdict"].apply(lambda v: rules.Verdict.HOLDS if (v == rules.Verdict.HOLDS).all()
-                                               else "no")
-    return rules.frontier(list(by_q.index), list(by_q.to_numpy()), rules.Verdict.HOLDS)
+    table = table[(table["loss"] == loss) & np.isclose(table["l2"], l2)]
+    return trusted(table["q"].tolist(), table["verdict"].tolist()) if len(table) else None

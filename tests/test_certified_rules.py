@@ -98,3 +98,11 @@ def test_q_or_fraction_rule():
     assert rules.governs(0.3, 0.01) == "the fraction governs"
     assert rules.governs(0.2, 0.3) == "neither governs"
     assert rules.governs(math.nan, 0.3).startswith("not testable")
+
+
+def test_the_prediction_is_trusted_above_its_last_breakdown():
+    h, b, i = Verdict.HOLDS, Verdict.BREAKS, Verdict.inconclusive(5)
+    assert rules.trusted([0.5, 1, 2, 4, 8], [b, i, h, h, i]) == 2
+    assert rules.trusted([0.5, 1, 2, 4, 8], [h, h, b, h, h]) == 4
+    assert math.isnan(rules.trusted([1, 2, 4], [h, h, b]))
+    assert math.isnan(rules.trusted([1, 2], [i, i]))

@@ -51,7 +51,7 @@ def how_to_check(command: str) -> str | None:
                               words + ["-p", "dataset", "synthetic"])
         if sub == "batch":
             return shlex.join([w for w in words if not w.startswith("--scheduler") and "HOST" not in w] + ["--dry-run"])
-        if sub in ("run", "bench"):
+        if sub in ("run", "bench", "predict"):  # minutes of work: the command exists and parses its flags
             return shlex.join(words[:4] + ["--help"])
     return None
 

@@ -222,6 +222,14 @@ def frontier(qs: Sequence[float], words: Sequence[str], wanted: str = Verdict.CL
     return found
 
 
+def trusted(qs: Sequence[float], words: Sequence[str]) -> float:
+    """Where the prediction can be trusted, from its verdicts at every (dataset, width, Q) of one objective: the
+    smallest Q at which it holds with no larger Q where it breaks down (NaN if none)."""
+    broken = max((q for q, w in zip(qs, words, strict=True) if w == Verdict.BREAKS), default=0.0)
+    holds = [q for q, w in zip(qs, words, strict=True) if w == Verdict.HOLDS and q > broken]
+    return min(holds) if holds else math.nan
+
+
 def same_minimum(distance: float, spread: float, rules: Rules = RULES) -> bool:
     """A fine-tuned minimum is the seed's scratch minimum when it lies within ``same_point`` × the seeds' spread
     (the median distance between different seeds' scratch minima)."""
