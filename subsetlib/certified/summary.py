@@ -1,0 +1,38 @@
+"""Every verdict of the study at once, for the pages that gather them (its answer page, study v2's claims page)."""
+
+import os
+
+import pandas as pd
+
+from subsetlib.certified import analysis, runs, words
+from subsetlib.errors import UserError
+
+
+def verdicts(results_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """The stored arms and curves and each question's table: closeness, frontiers, Q or the fraction, the same
+    minimum, costs (per seed and verdicts) and the prediction."""
+    arms, curves = runs.load(results_dir)
+    close = analysis.closeness(arms)
+    per_seed = analysis.costs(arms, curves)
+    return {"arms": arms, "curves": curves, "close": close, "fronts": analysis.frontiers(close),
+            "governs": analysis.q_or_fraction(arms), "same": analysis.same_minimum(arms), "per_seed": per_seed,
+            "costs": analysis.cost_verdicts(per_seed), "prediction": analysis.prediction(arms)}
+
+
+def answer(v: dict[str, pd.DataFrame]) -> str:
+    return words.short_answer(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"])
+
+
+def claims(v: dict[str, pd.DataFrame], designs: list[str], prefix: str = "") -> str:
+    """The claims table in Markdown, its evidence linked from a page ``prefix`` away from the study's pages."""
+    table = words.claims(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"],
+                         analysis.evidence_links(designs, prefix))
+    return words.claims_markdown(table)
+
+
+def claims_or_waiting(results_dir: str | os.PathLike, designs: list[str], prefix: str) -> str:
+    """The claims table, or one sentence where none of the study's runs is stored in ``results_dir``."""
+    try:
+        return claims(verdicts(results_dir), designs, prefix)
+    except UserError:
+        return f"No run of the study at certified minima is stored in `{results_dir}` yet."
