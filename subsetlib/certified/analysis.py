@@ -118,33 +118,26 @@ def closeness(arms: pd.DataFrame, r: Rules = RULES) -> pd.DataFrame:
                     else lw if lw != rules.Verdict.CLOSE else aw)
             rows.append({**dict(zip(FAMILY, fam, strict=True)), "width": width, "p": int(g["p"].iloc[0]), "q": q,
                          "k": int(g["k"].iloc[0]), "fraction": float(g["fraction"].iloc[0]), "seeds": len(g),
-                         "pairs": lt.n, "ratio": _ratio(lt), "ratio_values": _values(np.exp(lt.values)),
-                         "loss_verdict": lw, "gap_points": _scaled(at, 1.0), "accuracy_verdict": aw,
+                         "pairs": lt.n, "ratio": _interval(lt, math.exp, "×"),
+                         "loss_verdict": lw, "gap_points": _interval(at, signed=True), "accuracy_verdict": aw,
                          "verdict": both, "mean_excess": float(g["excess"].mean()),
                          "mean_full_objective": float(g["full_objective"].mean()),
                          "mean_test_accuracy": float(g["test_accuracy"].mean())})
     return pd.DataFrame(rows)
 
 
-def _values(values) -> str:
-    return ", ".join(f"{v:.3g}" for v in values)
-
-
-def _ratio(t: Test) -> str:
-    """'1.02× [1.01, 1.04]' from a test of log ratios; per-seed values below ``min_pairs``."""
+def _interval(t: Test, shown=lambda v: v, unit: str = "", signed: bool = False) -> str:
+    """'1.02× [1.01, 1.04]' (the mean and its 95 % interval, each ``shown``), or the per-seed values below
+    ``min_pairs``: never an interval from fewer than 3 pairs."""
     if t.n == 0:
         return "no certified pairs"
-    if not math.isfinite(t.low):
-        return f"{_values(np.exp(t.values))} (per seed)"
-    return f"{math.exp(t.mean):.3g}× [{math.exp(t.low):.3g}, {math.exp(t.high):.3g}]"
 
+    def f(v: float) -> str:
+        return f"{shown(v):+.3g}" if signed else f"{shown(v):.3g}"
 
-def _scaled(t: Test, scale: float) -> str:
-    if t.n == 0:
-        return "no certified pairs"
     if not math.isfinite(t.low):
-        return f"{', '.join(f'{scale * v:+.3g}' for v in t.values)} (per seed)"
-    return f"{scale * t.mean:+.3g} [{scale * t.low:+.3g}, {scale * t.high:+.3g}]"
+        return f"{', '.join(f(v) for v in t.values)} (per seed)"
+    return f"{f(t.mean)}{unit} [{f(t.low)}, {f(t.high)}]"
 
 
 def frontiers(close: pd.DataFrame) -> pd.DataFrame:
@@ -219,8 +212,9 @@ def same_minimum(arms: pd.DataFrame, r: Rules = RULES) -> pd.DataFrame:
             rows.append({**dict(zip(FAMILY, fam, strict=True)), "width": width, "p": int(g["p"].iloc[0]), "q": q,
                          "seeds": len(g), "pairs": lt.n, "same": same, "spread": sp,
                          "median_distance": float(ok["distance_to_scratch"].median()) if len(ok) else math.nan,
-                         "excess": _scaled(lt, 1.0), "loss_range": lr, "loss_verdict": lw,
-                         "gap_points": _scaled(at, 100.0), "acc_range_points": 100 * ar, "accuracy_verdict": aw})
+                         "excess": _interval(lt, signed=True), "loss_range": lr, "loss_verdict": lw,
+                         "gap_points": _interval(at, lambda v: 100 * v, signed=True),
+                         "acc_range_points": 100 * ar, "accuracy_verdict": aw})
     return pd.DataFrame(rows)
 
 
@@ -271,7 +265,7 @@ def cost_verdicts(per_seed: pd.DataFrame, r: Rules = RULES) -> pd.DataFrame:
         for ((width, q, target), g), t, m, word in zip(labels, tests, missed, rules.cost(tests, missed, r),
                                                       strict=True):
             rows.append({**dict(zip(FAMILY, fam, strict=True)), "width": width, "p": int(g["p"].iloc[0]), "q": q,
-                         "target": target, "pairs": t.n, "not_reached": m, "flops_ratio": _ratio(t),
+                         "target": target, "pairs": t.n, "not_reached": m, "flops_ratio": _interval(t, math.exp, "×"),
                          "examples_ratio": float(np.exp(np.log(g["examples_ratio"].dropna()).mean()))
                          if g["examples_ratio"].notna().any() else math.nan,
                          "seconds_ratio": float(np.exp(np.log(g["seconds_ratio"].dropna()).mean()))
@@ -290,17 +284,9 @@ def prediction(arms: pd.DataFrame, r: Rules = RULES) -> pd.DataFrame:
         for ((width, q), g), t, word in zip(labels, tests, rules.prediction(tests, r), strict=True):
             rows.append({**dict(zip(FAMILY, fam, strict=True)), "width": width, "p": int(g["p"].iloc[0]), "q": q,
                          "k": int(g["k"].iloc[0]), "pairs": t.n, "measured": float(g["excess"].mean()),
-                         "predicted": float(g["predicted"].mean()), "ratio": _plain(t), "verdict": word,
+                         "predicted": float(g["predicted"].mean()), "ratio": _interval(t), "verdict": word,
                          "effective_dimension": float(g["effective_dimension"].mean())})
     return pd.DataFrame(rows)
-
-
-def _plain(t: Test) -> str:
-    if t.n == 0:
-        return "no certified pairs"
-    if not math.isfinite(t.low):
-        return f"{_values(t.values)} (per seed)"
-    return f"{t.mean:.3g} [{t.low:.3g}, {t.high:.3g}]"
 
 
 DIMENSION_COLUMNS = {"dataset": "dataset", "objective": "objective", "p": "P", "seeds": "certified minima",
