@@ -52,9 +52,10 @@ def governs_text(table: pd.DataFrame) -> str:
 
 
 def verdict_counts(table: pd.DataFrame, column: str = "verdict") -> str:
-    """'12 close, 3 not close, 2 inconclusive at 5 seeds' from a verdict column."""
-    counts = table[column].value_counts()
-    return ", ".join(f"{n} {word}" for word, n in counts.items())
+    """'12 close, 3 not close, 2 inconclusive' from a verdict column (the seed counts in 'inconclusive at 5 seeds'
+    and 'not reached in 2 of 5 seeds' dropped, so that like verdicts count together)."""
+    kinds = table[column].str.replace(r" (at|in) \d+( of \d+)? seeds?$", "", regex=True)
+    return ", ".join(f"{n} {word}" for word, n in kinds.value_counts().items())
 
 
 def _range(values, fmt: str = "{:g}") -> str:
@@ -69,38 +70,51 @@ def _share(part: int, whole: int) -> str:
     return f"{part} of {whole}"
 
 
+def _per_l2(table: pd.DataFrame, count) -> str:
+    """'at λ = 0.0001: …; at λ = 0.01: …' — ``count(part)`` for each λ's part of a table."""
+    return "; ".join(f"at λ = {l2:g}: {count(part)}" for l2, part in table.groupby("l2", sort=True))
+
+
 def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame, costs: pd.DataFrame,
                  prediction: pd.DataFrame) -> str:
-    """The study's answer in a few plain sentences, every number counted from the tables (front page)."""
+    """The study's answer in a few plain sentences, every number counted from the tables, split by λ where the
+    verdicts differ with it (front page)."""
     from subsetlib.certified.rules import Verdict
 
-    lines = len(fronts)
-    reached = fronts[fronts["frontier_q"].notna()]
-    close = (f"**A subset's minimum is close to the full set's from Q = {_range(reached['frontier_q'])}** "
-             f"({_share(len(reached), lines)} dataset–objective–width lines; close means a full-set objective within "
-             "5 % and a test accuracy within 10 % of the error)." if len(reached) else
-             f"**No subset's minimum was close to the full set's** at any Q run ({lines} lines).")
-    loss = governs[governs["metric"].str.startswith("log")]
-    q_wins = int((loss["verdict"] == "Q governs").sum())
-    f_wins = int((loss["verdict"] == "the fraction governs").sum())
-    order = (f"Against the width, Q lined the closeness up in {_share(q_wins, len(loss))} objectives and the "
-             f"fraction in {f_wins}.")
+    def close_lines(part: pd.DataFrame) -> str:
+        reached = part[part["frontier_q"].notna()]
+        where = (f", from Q = {_range(reached['frontier_q'])} ({_range(reached['frontier_fraction'], '{:.0%}')} of "
+                 "the set)") if len(reached) else ""
+        return f"close in {_share(len(reached), len(part))} dataset–objective–width lines{where}"
+
+    close = (f"**Is a subset's minimum close to the full set's?** {_per_l2(fronts, close_lines)} (close: a full-set "
+             "objective within 5 % of the minimum's and a test accuracy within 10 % of its error).")
+    loss = governs[governs["metric"].str.startswith("log") & ~governs["verdict"].str.startswith("not testable")]
+    order = (f"Across widths, Q lined the closeness up better than the fraction in "
+             f"{_share(int((loss['verdict'] == 'Q governs').sum()), len(loss))} objectives, the fraction better in "
+             f"{int((loss['verdict'] == 'the fraction governs').sum())}.") if len(loss) else ""
     seeds, found = int(same["pairs"].sum()), int(same["same"].sum())
     as_good = int((same["loss_verdict"] == Verdict.EQUAL).sum())
-    tuned = (f"Fine-tuned on the full set, a subset minimum led back to its seed's own scratch minimum in "
+    tuned = (f"**Fine-tuning** from a subset minimum led back to its seed's own scratch minimum in "
              f"{_share(found, seeds)} seeds; {_share(as_good, len(same))} fine-tuned arms ended as good as from "
-             "scratch.")
-    tight = costs[costs["target"].str.startswith("1.01")]
-    tenth = int((tight["verdict"] == Verdict.TENTH).sum())
-    cheaper = int((tight["verdict"] == Verdict.SAVES).sum())
-    dearer = int((tight["verdict"] == Verdict.COSTS_MORE).sum())
-    cost = (f"**Reaching 1.01 × the full-set minimum through the subset cost a tenth or less of training from "
-            f"scratch in {_share(tenth, len(tight))} arms**, cheaper in {cheaper} more and dearer in {dearer} "
-            "(FLOPs, subset phase included).")
-    holds = prediction[prediction["verdict"] == Verdict.HOLDS]
-    pred = (f"The classical prediction tr(H⁻¹Σ)/(2K) of the excess held in {_share(len(holds), len(prediction))} "
-            f"arms" + (f", at Q = {_range(holds['q'])}." if len(holds) else "."))
-    return " ".join([close, order, tuned, cost, pred])
+             "scratch (against the seeds' spread).")
+    def cost_counts(part: pd.DataFrame) -> str:
+        said = part["verdict"]
+        return (f"a tenth or less in {_share(int((said == Verdict.TENTH).sum()), len(part))} arms, cheaper in "
+                f"{int((said == Verdict.SAVES).sum())}, dearer in {int((said == Verdict.COSTS_MORE).sum())}, "
+                f"not reached in {int(said.str.startswith(Verdict.NOT_REACHED).sum())}")
+
+    tight, worst = (costs[costs["target"].str.startswith(t)] for t in ("1.01", "the worst"))
+    cost = (f"**The cost** through the subset (its phase included), in FLOPs against from scratch, to reach 1.01 × "
+            f"the seed's scratch minimum: {_per_l2(tight, cost_counts)}; to reach the worst scratch minimum over the "
+            f"seeds: {_per_l2(worst, cost_counts)}.")
+
+    def holds(part: pd.DataFrame) -> str:
+        ok = part[part["verdict"] == Verdict.HOLDS]
+        return f"held in {_share(len(ok), len(part))} arms" + (f", at Q = {_range(ok['q'])}" if len(ok) else "")
+
+    pred = f"**The classical prediction** tr(H⁻¹Σ)/(2K) of the excess {_per_l2(prediction, holds)}."
+    return " ".join(part for part in (close, order, tuned, cost, pred) if part)
 
 
 CLAIM_COLUMNS = {"claim": "claim (source)", "verdict": "what the runs say", "evidence": "evidence"}
@@ -120,7 +134,8 @@ def claims(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame, cost
         {"claim": "Fine-tuning from the subset gives the result of conventional training (abstract)",
          "verdict": verdict_counts(same, "loss_verdict"), "evidence": pages["finetune"]},
         {"claim": "Compute reduced to a tenth or less (abstract)",
-         "verdict": verdict_counts(costs[costs["target"].str.startswith("1.01")]), "evidence": pages["finetune"]},
+         "verdict": "to 1.01 × the seed's scratch minimum: "
+                    + verdict_counts(costs[costs["target"].str.startswith("1.01")]), "evidence": pages["finetune"]},
         {"claim": "Excess ≈ tr(H⁻¹Σ)/(2K), i.e. M/(2Q) when tr(H⁻¹Σ) ≈ P (our inference)",
          "verdict": verdict_counts(prediction), "evidence": pages["prediction"]},
     ]
