@@ -1,6 +1,8 @@
 """The study's figures. Each takes the tables ``analysis`` made (per-seed pairs, verdicts) and returns (figure,
 caption, data) for ``present.show``; one colour per width on every page, filled markers where the rule said yes."""
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -15,7 +17,30 @@ WIDTH_COLOURS = ("#e76f51", "#2a9d8f", "#1f4e9c", "#6a4c93")
 
 
 def _colours(widths) -> dict[int, str]:
-    return {w: WIDTH_COLOURS[i % len(WIDTH_COLOURS)] for i, w in enumerate(sorted(widths))}
+    """A width's colour by its place in its design (narrowest first), so that a width keeps its colour on every page
+    whichever widths a figure shows."""
+    from subsetlib.certified.design import DESIGNS
+
+    places = {w: i for d in DESIGNS.values() for i, w in enumerate(sorted(d.widths))}
+    return {w: WIDTH_COLOURS[places.get(w, i) % len(WIDTH_COLOURS)] for i, w in enumerate(sorted(widths))}
+
+
+def _q_axis(ax, values) -> None:
+    """Log base-2 axis whose ticks are the values drawn, written plainly (0.5, 1, 2, … 64)."""
+    ticks = sorted(set(values))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+
+
+def _legend(fig, axes) -> None:
+    """One key under the panels with every width drawn in any of them."""
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    order = sorted(seen, key=lambda label: int(re.findall(r"\d[\d,]*", label)[-1].replace(",", "")))
+    fig.legend([seen[k] for k in order], order, loc="outside lower center", ncol=min(3, len(order)))
 
 
 def _points(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -44,24 +69,26 @@ def minima(pairs: pd.DataFrame, close: pd.DataFrame, x: str = "q", titles: dict[
         key = key if isinstance(key, tuple) else (key,)
         chosen = np.logical_and.reduce([ok[c] == v for c, v in zip(by, key, strict=True)])
         part = ok[chosen]
-        rows = np.logical_and.reduce([close[c] == v for c, v in zip(by, key, strict=True)])
-        verdicts = close[rows].set_index(["width", "q"])["verdict"]
+        verdicts = close.set_index(["dataset", "loss", "l2", "width", "q"])["verdict"]
         for width, g in part.groupby("width"):
             c = colours[width]
             mean = g.groupby(x)["ratio"].mean()
             ax.plot(mean.index, mean.to_numpy(), color=c, lw=1.5, label=f"P = {int(g['p'].iloc[0]):,}")
             ax.scatter(g[x], g["ratio"], s=10, color=c, alpha=0.35, lw=0)
-            for q, r in g.groupby("q"):
-                filled = verdicts.get((width, q)) == Verdict.CLOSE
+            for (dataset, loss, l2, q), r in g.groupby(["dataset", "loss", "l2", "q"]):
+                filled = verdicts.get((dataset, loss, l2, width, q)) == Verdict.CLOSE
                 ax.scatter(r[x].iloc[:1], [r["ratio"].mean()], s=36, color=c if filled else "white", edgecolor=c,
                            zorder=3)
         ax.axhline(RULES.close_loss, color="grey", ls="--", lw=1)
-        ax.set_xscale("log", base=2)
+        if x == "q":
+            _q_axis(ax, part[x])
+        else:
+            ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(titles[key[0]] if titles else objective_text(*key), loc="left")
         ax.set_ylabel("full-set objective ÷ minimum")
     axes[-1].set_xlabel("Q = K·M/P" if x == "q" else "fraction of the full set K/N")
-    present.legend(axes[0], below=True)
+    _legend(fig, axes)
     caption = (f"The subset minima's full-set objective over the scratch minimum of the same seed, against "
                f"{'Q' if x == 'q' else 'the fraction K/N'}, one panel per {'dataset' if titles else 'objective'}: "
                f"{present.runs_text(_points(ok))}"
@@ -94,7 +121,7 @@ def prediction(pairs: pd.DataFrame, rules: Rules = RULES) -> tuple[Figure, str, 
         ax.set_title("squared error" if loss == "squared" else "cross-entropy", loc="left")
         ax.set_ylabel("measured excess")
     axes[-1].set_xlabel("predicted excess tr(H⁻¹Σ)/(2K)·(1 − K/N)")
-    present.legend(axes[0], below=True)
+    _legend(fig, axes)
     data = _points(ok)
     caption = (f"Measured against predicted excess of the subset minima's full-set objective, every dataset and λ: "
                f"{present.runs_text(data)}, one point each (certified pairs with a positive excess). The line is "
@@ -119,13 +146,13 @@ def cost(per_seed: pd.DataFrame, target: str) -> tuple[Figure, str, pd.DataFrame
             ax.scatter(g["q"], g["flops_ratio"], s=10, color=colours[width], alpha=0.35, lw=0)
         for level, style in ((1.0, "-"), (RULES.tenth, "--")):
             ax.axhline(level, color="grey", ls=style, lw=1)
-        ax.set_xscale("log", base=2)
+        _q_axis(ax, part["q"])
         ax.set_yscale("log")
         ax.set_title(objective_text(loss, l2), loc="left")
         ax.set_ylabel("FLOPs ÷ from scratch")
     axes[-1].set_xlabel("Q of the subset that was fine-tuned")
     if objectives:
-        present.legend(axes[0], below=True)
+        _legend(fig, axes)
     data = ok.assign(arm=[f"P = {p:,}, Q = {q:g}" for p, q in zip(ok["p"], ok["q"], strict=True)])
     caption = (f"What reaching {target} cost through the subset (its phase included) over from scratch, in FLOPs: "
                f"{present.runs_text(data)} that reached it; seeds as points, their geometric mean as the line. "

@@ -72,49 +72,57 @@ def _share(part: int, whole: int) -> str:
 
 def _per_l2(table: pd.DataFrame, count) -> str:
     """'at λ = 0.0001: …; at λ = 0.01: …' — ``count(part)`` for each λ's part of a table."""
-    return "; ".join(f"at λ = {l2:g}: {count(part)}" for l2, part in table.groupby("l2", sort=True))
+    return "; ".join(f"at λ = {l2:g} {count(part)}" for l2, part in table.groupby("l2", sort=True))
 
 
 def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame, costs: pd.DataFrame,
                  prediction: pd.DataFrame) -> str:
-    """The study's answer in a few plain sentences, every number counted from the tables, split by λ where the
-    verdicts differ with it (front page)."""
+    """The study's answer: one lead sentence, then a bullet per question, every number counted from the tables and
+    split by λ where the verdicts differ with it (front page)."""
     from subsetlib.certified.rules import Verdict
 
-    def close_lines(part: pd.DataFrame) -> str:
-        reached = part[part["frontier_q"].notna()]
-        where = (f", from Q = {_range(reached['frontier_q'])} ({_range(reached['frontier_fraction'], '{:.0%}')} of "
-                 "the set)") if len(reached) else ""
-        return f"close in {_share(len(reached), len(part))} dataset–objective–width lines{where}"
+    reached = fronts[fronts["frontier_q"].notna()]
+    tight = costs[costs["target"].str.startswith("1.01")]
+    worst = costs[costs["target"].str.startswith("the worst")]
+    tenth = int((costs["verdict"] == Verdict.TENTH).sum())
+    lead = ((f"**At certified minima, a subset's minimum came close to the full set's only for large subsets**, from "
+             f"Q = {_range(reached['frontier_q'])} ({_range(reached['frontier_fraction'], '{:.0%}')} of the set), in "
+             f"{_share(len(reached), len(fronts))} dataset–objective–width lines")
+            if len(reached) else f"**At certified minima, no subset's minimum came close to the full set's** "
+                                 f"({len(fronts)} dataset–objective–width lines)")
+    lead += (f"; reaching the full-set minimum's level through a subset cost a tenth or less of training from scratch "
+             f"in {_share(tenth, len(costs))} arm–target pairs.")
 
-    close = (f"**Is a subset's minimum close to the full set's?** {_per_l2(fronts, close_lines)} (close: a full-set "
-             "objective within 5 % of the minimum's and a test accuracy within 10 % of its error).")
-    loss = governs[governs["metric"].str.startswith("log") & ~governs["verdict"].str.startswith("not testable")]
-    order = (f"Across widths, Q lined the closeness up better than the fraction in "
-             f"{_share(int((loss['verdict'] == 'Q governs').sum()), len(loss))} objectives, the fraction better in "
-             f"{int((loss['verdict'] == 'the fraction governs').sum())}.") if len(loss) else ""
-    seeds, found = int(same["pairs"].sum()), int(same["same"].sum())
-    as_good = int((same["loss_verdict"] == Verdict.EQUAL).sum())
-    tuned = (f"**Fine-tuning** from a subset minimum led back to its seed's own scratch minimum in "
-             f"{_share(found, seeds)} seeds; {_share(as_good, len(same))} fine-tuned arms ended as good as from "
-             "scratch (against the seeds' spread).")
+    def close_lines(part: pd.DataFrame) -> str:
+        ok = part[part["frontier_q"].notna()]
+        return f"{_share(len(ok), len(part))} lines" + (f" (from Q = {_range(ok['frontier_q'])})" if len(ok) else "")
+
     def cost_counts(part: pd.DataFrame) -> str:
         said = part["verdict"]
-        return (f"a tenth or less in {_share(int((said == Verdict.TENTH).sum()), len(part))} arms, cheaper in "
+        return (f"a tenth or less in {_share(int((said == Verdict.TENTH).sum()), len(part))}, cheaper in "
                 f"{int((said == Verdict.SAVES).sum())}, dearer in {int((said == Verdict.COSTS_MORE).sum())}, "
                 f"not reached in {int(said.str.startswith(Verdict.NOT_REACHED).sum())}")
 
-    tight, worst = (costs[costs["target"].str.startswith(t)] for t in ("1.01", "the worst"))
-    cost = (f"**The cost** through the subset (its phase included), in FLOPs against from scratch, to reach 1.01 × "
-            f"the seed's scratch minimum: {_per_l2(tight, cost_counts)}; to reach the worst scratch minimum over the "
-            f"seeds: {_per_l2(worst, cost_counts)}.")
-
     def holds(part: pd.DataFrame) -> str:
         ok = part[part["verdict"] == Verdict.HOLDS]
-        return f"held in {_share(len(ok), len(part))} arms" + (f", at Q = {_range(ok['q'])}" if len(ok) else "")
+        return f"{_share(len(ok), len(part))} arms" + (f" (Q = {_range(ok['q'])})" if len(ok) else "")
 
-    pred = f"**The classical prediction** tr(H⁻¹Σ)/(2K) of the excess {_per_l2(prediction, holds)}."
-    return " ".join(part for part in (close, order, tuned, cost, pred) if part)
+    loss = governs[governs["metric"].str.startswith("log") & ~governs["verdict"].str.startswith("not testable")]
+    bullets = [
+        f"- *Close* (full-set objective within 5 % of the minimum's, test accuracy within 10 % of its error): "
+        f"{_per_l2(fronts, close_lines)}.",
+        f"- *Q or the fraction* (which lines the widths up): Q in "
+        f"{_share(int((loss['verdict'] == 'Q governs').sum()), len(loss))} objectives, the fraction in "
+        f"{int((loss['verdict'] == 'the fraction governs').sum())}." if len(loss) else "",
+        f"- *Fine-tuning* from a subset minimum found its seed's own scratch minimum in "
+        f"{_share(int(same['same'].sum()), int(same['pairs'].sum()))} seeds; "
+        f"{_share(int((same['loss_verdict'] == Verdict.EQUAL).sum()), len(same))} fine-tuned arms ended as good as "
+        "from scratch.",
+        f"- *Cost* through the subset, in FLOPs: to 1.01 × the seed's scratch minimum {_per_l2(tight, cost_counts)}; "
+        f"to the worst scratch minimum {_per_l2(worst, cost_counts)}.",
+        f"- *The classical prediction* tr(H⁻¹Σ)/(2K) held {_per_l2(prediction, holds)}.",
+    ]
+    return lead + "\n\n" + "\n".join(b for b in bullets if b)
 
 
 CLAIM_COLUMNS = {"claim": "claim (source)", "verdict": "what the runs say", "evidence": "evidence"}
