@@ -197,3 +197,107 @@ def trusted_from(results_dir: str, loss: str, l2: float) -> float | None:
     table = analysis.prediction(arms)
     table = table[(table["loss"] == loss) & np.isclose(table["l2"], l2)]
     return trusted(table["q"].tolist(), table["verdict"].tolist()) if len(table) else None
+
+
+PILOT_SHARE = 5  # a validation pilot uses N / 5 of the design's full set (500 of 2,500)
+
+
+def run_pilots(design_name: str, results_dir: str, pilots_dir: str) -> list[str]:
+    """For every group of a design stored in ``results_dir`` that has no pilot in ``pilots_dir`` yet: the pilot
+    (a certified minimum on N/5 examples, seed's sample and weights) and its traces, stored with provenance."""
+    from datetime import UTC, datetime
+
+    from subsetlib import results
+    from subsetlib.certified.design import design
+    from subsetlib.certified.runs import features, load, network
+
+    d = design(design_name)
+    arms, _ = load(results_dir)
+    scratch = arms[(arms["arm"] == "scratch") & (arms["full_set"] == d.full_name)]
+    part, x, _ = features(d.dataset, d.train_size, d.pool)
+    ran = []
+    for _, group in scratch.iterrows():
+        rid = f"{group['run_id']}-pilot"
+        if results.has_run(pilots_dir, rid):
+            continue
+        started = datetime.now(UTC)
+        net = network(x.shape[1], int(group["width"]), part.num_classes, int(group["seed"]))
+        p = pilot(net, x, part.y_train, Objective(group["loss"], float(group["l2"])), d.train_size // PILOT_SHARE,
+                  int(group["seed"]), d.max_calls)
+        row = {"run_id": rid, "group_id": group["run_id"], "dataset": d.dataset, "full_set": d.full_name,
+               "width": int(group["width"]), "loss": group["loss"], "l2": float(group["l2"]),
+               "seed": int(group["seed"]), "pilot_examples": p.examples, "effective_dimension": p.effective_dimension,
+               "standard_error": p.standard_error, "second_moment": p.second_moment, "method": p.method,
+               "p": p.p, "certified": p.certified, **{f"pilot_{k}": v for k, v in p.cost.as_dict().items()}}
+        results.save(results.RunResult([], row), part, pilots_dir, started)
+        ran.append(rid)
+    return ran
+
+
+def validation(arms, pilots, level: float = 0.9):
+    """Each certified subset arm's measured excess against its group's pilot prediction: the interval, whether it
+    covers the measurement, and predicted ÷ measured."""
+    import pandas as pd
+
+    from subsetlib.certified.analysis import pairs
+
+    table = pairs(arms)
+    table = table[(table["arm"] == "subset") & table["both_certified"]]
+    by_group = pilots.set_index("group_id")
+    rows = []
+    for _, arm in table.iterrows():
+        if arm["run_id"] not in by_group.index:
+            continue
+        g = by_group.loc[arm["run_id"]]
+        p = Pilot(g["effective_dimension"], g["standard_error"], g["second_moment"], g["method"], int(g["p"]),
+                  int(g["pilot_examples"]), bool(g["certified"]), None)
+        e = excess(p, int(arm["k"]), int(arm["n"]), level)
+        rows.append({**{k: arm[k] for k in ("run_id", "dataset", "width", "p", "loss", "l2", "seed", "q", "k")},
+                     "measured": arm["excess"], "predicted": e.mean, "low": e.low, "high": e.high,
+                     "covered": bool(e.low <= arm["excess"] <= e.high),
+                     "predicted_over_measured": e.mean / arm["excess"] if arm["excess"] > 0 else math.nan})
+    return pd.DataFrame(rows)
+
+
+COVERAGE_COLUMNS = {"dataset": "dataset", "objective": "objective", "p": "P", "arms": "arms",
+                    "coverage": "covered by the 90 % interval", "median_ratio": "predicted ÷ measured (median)",
+                    "lowest_q_covered": "smallest Q from which ≥ 80 % are covered"}
+
+
+def coverage(valid, level: float = 0.9):
+    """Per (dataset, objective, width): how often the pilot's interval covered the measured excess (nominal
+    ``level``), the median predicted ÷ measured, and the smallest Q from which at least 80 % of arms were covered at
+    every larger Q."""
+    import pandas as pd
+
+    from subsetlib.certified.analysis import objective_text
+    from subsetlib.certified.rules import frontier
+
+    rows = []
+    for (dataset, loss, l2, p), g in valid.groupby(["dataset", "loss", "l2", "p"], sort=True):
+        per_q = g.groupby("q")["covered"].mean()
+        words = ["ok" if c >= 0.8 else "no" for c in per_q]
+        rows.append({"dataset": dataset, "objective": objective_text(loss, l2), "p": int(p), "arms": len(g),
+                     "coverage": float(g["covered"].mean()), "nominal": level,
+                     "median_ratio": float(g["predicted_over_measured"].median()),
+                     "lowest_q_covered": frontier(list(per_q.index), words, "ok")})
+    return pd.DataFrame(rows, columns=[*COVERAGE_COLUMNS, "nominal"])
+
+
+PILOT_COLUMNS = {"objective": "objective", "p": "P", "pilots": "pilots", "certified": "certified",
+                 "examples": "examples", "evaluations": "evaluations (median)", "seconds": "seconds (median)",
+                 "ratio": "tr(H⁻¹Σ) ÷ P (median)"}
+
+
+def pilot_costs(pilots):
+    """Per objective and width: how many pilots, how many certified, and their median cost and tr(H⁻¹Σ) ÷ P."""
+    import pandas as pd
+
+    from subsetlib.certified.analysis import objective_text
+
+    rows = [{"objective": objective_text(loss, l2), "p": int(p), "pilots": len(g),
+             "certified": int(g["certified"].sum()),
+             "examples": int(g["pilot_examples"].iloc[0]), "evaluations": int(g["pilot_evaluations"].median()),
+             "seconds": float(g["pilot_seconds"].median()), "ratio": float((g["effective_dimension"] / p).median())}
+            for (loss, l2, p), g in pilots.groupby(["loss", "l2", "p"], sort=True)]
+    return pd.DataFrame(rows, columns=list(PILOT_COLUMNS))

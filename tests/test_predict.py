@@ -96,3 +96,26 @@ def test_a_model_too_large_for_the_cpu_names_the_gpu_profile():
     net = FlatModel(nn.Sequential(nn.Linear(200, 60), nn.Tanh(), nn.Linear(60, 3)))
     with pytest.raises(UserError, match="GPU profile"):
         predict.pilot(net, x, y, Objective("squared", 1e-3), examples=50)
+
+
+def test_validation_counts_what_the_pilot_interval_covers():
+    """Hand-made arms: three seeds whose measured excess is 0.05 at K = 100 of N = 1,000, against pilots that predict
+    about 0.045 (covers) and one that predicts ten times more (does not)."""
+    import pandas as pd
+
+    arms, pilots = [], []
+    for seed, d in ((0, 10.0), (1, 10.0), (2, 100.0)):
+        common = {"run_id": f"g{seed}", "dataset": "mnist", "width": 2, "loss": "squared", "l2": 1e-4, "seed": seed,
+                  "p": 130, "n": 1000}
+        arms.append({**common, "arm": "scratch", "q": float("nan"), "k": 1000, "certified": True,
+                     "full_objective": 1.0, "test_accuracy": 0.9, "effective_dimension": d})
+        arms.append({**common, "arm": "subset", "q": 7.7, "k": 100, "certified": True, "full_objective": 1.05,
+                     "test_accuracy": 0.9, "effective_dimension": float("nan")})
+        pilots.append({"group_id": f"g{seed}", "effective_dimension": d, "standard_error": 0.5,
+                       "second_moment": d * d / 4, "method": "exact", "p": 130, "pilot_examples": 200,
+                       "certified": True})
+    valid = predict.validation(pd.DataFrame(arms), pd.DataFrame(pilots))
+    assert valid["covered"].tolist() == [True, True, False]
+    summary = predict.coverage(valid)
+    assert summary["coverage"].iloc[0] == pytest.approx(2 / 3)
+    assert summary["arms"].iloc[0] == 3

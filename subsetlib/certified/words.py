@@ -155,3 +155,19 @@ def claims_markdown(table: pd.DataFrame) -> str:
     lines = ["| claim (source) | what the runs say | evidence |", "|---|---|---|"]
     lines += [f"| {r['claim']} | {r['verdict']} | {r['evidence']} |" for _, r in table.iterrows()]
     return "\n".join(lines)
+
+
+def trust_text(coverage: pd.DataFrame, prediction: pd.DataFrame) -> str:
+    """Where the prediction can be trusted, in one sentence per λ: the pilots' coverage against the nominal level,
+    and the Q range where the study's rule says it holds with no breakdown above."""
+    from subsetlib.certified.rules import trusted
+
+    lines = []
+    for l2, part in prediction.groupby("l2", sort=True):
+        q = trusted(part["q"].tolist(), part["verdict"].tolist())
+        cov = coverage[coverage["objective"].str.endswith(f"λ = {l2:g}")]
+        covered = (f"the pilots' 90 % intervals covered {cov['coverage'].min():.0%}–{cov['coverage'].max():.0%} of "
+                   "the measured excesses" if len(cov) else "no pilot is stored")
+        where = f"trust it from Q = {q:g}" if q == q else "no Q range where it can be trusted"
+        lines.append(f"- *λ = {l2:g}*: {where}; {covered}.")
+    return "\n".join(lines)
