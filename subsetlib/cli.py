@@ -407,12 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = command("predict", "how far a subset's minimum will lie from the full set's, from a cheap pilot")
     predict.add_argument("--dataset", default="mnist", help=f"The dataset: {datasets}.")
-    predict.add_argument("--model", default="mlp", help="mlp (the certified study's tanh MLP on pooled inputs), a "
-                         "registry model name, or an importable factory package.module:function called with (input "
-                         "shape, classes).")
+    predict.add_argument("--model", default="mlp", help="The model: mlp (the certified study's tanh MLP on pooled "
+                         "inputs), a registry model name, or an importable factory package.module:function called with "
+                         "(input shape, classes).")
     predict.add_argument("--width", type=_positive_int, default=6, help="Hidden units of the mlp.")
     predict.add_argument("--loss", default="squared", help="The loss: squared or cross-entropy.")
-    predict.add_argument("--l2", type=float, default=1e-4, help="λ of the objective's λ‖θ‖²/2.")
+    predict.add_argument("--l2", type=float, default=1e-4, help="The objective's λ in λ‖θ‖²/2.")
     predict.add_argument("--train-size", type=_positive_int, default=2500, help="N: the stratified part of the "
                          "training set that is the full set.")
     predict.add_argument("--pool", type=_positive_int, help="Average pooling of the images (default: 4 for 28-pixel "
