@@ -226,6 +226,9 @@ def results_path(results_dir: str) -> Path:
     return (base / path).resolve()
 
 
+BOX_CELL = "white-space:normal;overflow-wrap:anywhere;word-break:break-word"
+
+
 def box_html(params: dict, injected: set[str] | list[str], run_commits: list[str] | None = None) -> str:
     """One line a reader can take in (scale, commits of the runs, device, when), the full parameters folded below."""
     import torch
@@ -244,8 +247,10 @@ def box_html(params: dict, injected: set[str] | list[str], run_commits: list[str
     else:
         made = (f"runs span {len(commits)} commits ({', '.join(f'<code>{c}</code>' for c in commits)}), "
                 f"page rendered at <code>{page_commit}</code>")
+    # a long value (a scale sentence, a list of seeds) wraps inside the column instead of widening the table past it
     rows = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code>"
+        f"<tr><td><code>{html.escape(k)}</code></td>"
+        f'<td style="{BOX_CELL}"><code style="{BOX_CELL}">{html.escape(repr(v))}</code>'
         f"{' (set by the run)' if k in injected else ''}</td></tr>" for k, v in params.items())
     return (f'<div class="admonition note subsetlib-provenance"><p class="admonition-title">Provenance</p>'
             f"<p><b>{html.escape(str(scale))}</b> · {made} · {html.escape(device)} · "

@@ -208,7 +208,9 @@ def _narrow(fig: Figure) -> None:
         height *= len(panels)  # each panel keeps its height: a long axis label still fits beside it
     for key in list(fig.legends):  # a key under the panels (``legend(below=True)``): one column fits the phone
         key.remove()
-        fig.legend(key.legend_handles, [text.get_text() for text in key.get_texts()], loc="outside lower center")
+        title = key.get_title().get_text()
+        fig.legend(key.legend_handles, [text.get_text() for text in key.get_texts()], loc="outside lower center",
+                   title=title or None)
     fig.set_size_inches(NARROW_INCHES, height)
 
 
@@ -246,6 +248,71 @@ def _figure_markup(rendered: tuple[str, int, float, str, float], caption: str, d
             f'data-narrow-text-px="{narrow_px}" style="max-width:100%;height:auto"></picture>'
             f'<figcaption style="margin-top:0.3em">{text}{source_html(data, source, "figure", page)}</figcaption>'
             f'</figure>')
+
+
+MIN_PANEL_SHARE = 0.45  # a panel narrower than this share of its figure leaves its data a sliver (long tick labels)
+
+
+def wrap_label(text: str, width: int = 14) -> str:
+    """A long category label on lines of at most about ``width`` characters, broken after " + " or at spaces
+    ("fp32 + channels-last + torch.compile" on three lines), so that a bar chart's labels leave its bars room."""
+    words = re.split(r"(?<=\+) |(?<=[^+]) (?!\+)", text)
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def count_axis(ax: Axes, which: str = "x", nbins: int = 4) -> None:
+    """Plain counts on an axis: at most ``nbins`` ticks with thousands separators (2,500, not 2500), so that tick
+    labels never run into one another in the phone rendering."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(ticker.MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+
+
+def layout_problems(fig: Figure) -> list[str]:
+    """What a reader would see cut or crowded in ``fig`` as it is now laid out: text (labels, ticks, legend, titles)
+    past the figure's edge, tick labels of one axis running into each other, a panel narrower than
+    ``MIN_PANEL_SHARE`` of the figure. Check the column-wide figure and its phone rendering (``_narrow``) alike."""
+    from matplotlib.text import Text
+
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    edge = fig.bbox
+    problems = []
+
+    def drawn_ticks(axis) -> list[Text]:  # a locator's ticks past the axis's limits are not drawn
+        low, high = sorted(axis.get_view_interval())
+        span = (high - low) * 1e-9
+        return [t.label1 for t in axis.get_major_ticks()
+                if t.label1.get_visible() and t.label1.get_text().strip() and low - span <= t.get_loc() <= high + span]
+
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    texts = [t for t in fig.findobj(Text) if id(t) not in ticks]
+    texts += [t for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for t in drawn_ticks(axis)]
+    for text in texts:
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        box = text.get_window_extent(renderer)
+        if box.x0 < edge.x0 - 1 or box.x1 > edge.x1 + 1 or box.y0 < edge.y0 - 1 or box.y1 > edge.y1 + 1:
+            problems.append(f"the text {text.get_text()!r} runs past the figure's edge")
+    for number, ax in enumerate(fig.axes, start=1):
+        if ax.get_subplotspec() is None:
+            continue
+        width = ax.get_position().width
+        if width < MIN_PANEL_SHARE:
+            problems.append(f"panel {number} is {width:.0%} of the figure's width (at least {MIN_PANEL_SHARE:.0%})")
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [(t.get_window_extent(renderer), t.get_text()) for t in drawn_ticks(axis)]  # in the axis's order
+            for (a, name_a), (b, name_b) in zip(boxes, boxes[1:], strict=False):
+                if a.overlaps(b) and min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1:
+                    problems.append(f"the tick labels {name_a!r} and {name_b!r} of panel {number} overlap")
+    return problems
 
 
 def hidden_artists(fig: Figure) -> list[str]:

@@ -85,6 +85,8 @@ def source_html(data: pd.DataFrame | None, source: tuple[str, int] | None, kind:
     if data is not None:
         stem = f"{Path(source[0]).stem}-cell{source[1]}-" if source else ""
         parts.append(csv_link(data, f"{stem}{kind}.csv"))
-    runs = run_links(data["run_id"].dropna(), page) if data is not None and "run_id" in data else ""
+    # a figure of measurements made in the page's own process has no stored runs: it names none, rather than "0 runs"
+    ids = data["run_id"].dropna() if data is not None and "run_id" in data else pd.Series(dtype=object)
+    runs = run_links(ids, page) if len(ids) else ""
     return (f'<div class="subsetlib-source">'
             f"Source: {' · '.join(parts)}{runs}</div>")

@@ -121,6 +121,34 @@ SHORT_TEXT = 14
 SHORT_TEXT_COLUMN = "text-align:left;white-space:nowrap"
 
 
+COLUMN_PX = 653  # the book's content column at a 1280-px window (present.COLUMN_INCHES)
+
+
+CHAR_PX = 0.55 * 0.85 * 16  # an average character of the tables' 0.85-em text (16-px body), digits included
+
+
+CELL_PADDING_PX = 12  # TABLE_STYLES' 6 px each side
+
+
+def width_px(styler: Styler) -> float:
+    """About how wide a table from ``table`` must be, in CSS pixels: per column its longest number (never broken),
+    its longest word of text or header (both wrap between words; a long text column keeps at least 6 em), and
+    padding. A table wider than ``COLUMN_PX`` scrolls inside the column, hiding its right-hand columns from a reader
+    at 1280 px: split it instead."""
+    total = 0.0
+    for header in styler.data.columns:
+        cells = [str(c) for c in styler.data[header]]
+        words = [w for c in [str(header), *cells] for w in re.split(r"[ \n]", c) if w]
+        numbers_ = [c for c in cells if is_number_text(c)]
+        longest = max([len(w) for w in words] + [len(c) for c in numbers_] + [0])
+        text = [c for c in cells if not is_number_text(c)]
+        floor = 0 if all(len(c) <= SHORT_TEXT for c in text) else 6 * 0.85 * 16 / CHAR_PX
+        if text and all(len(c) <= SHORT_TEXT for c in text):
+            longest = max(longest, max(len(c) for c in text))  # short text stays on one line
+        total += max(longest, floor) * CHAR_PX + CELL_PADDING_PX
+    return total
+
+
 class Table(Styler):
     """A pandas Styler that renders inside a horizontally scrolling box (a wide table scrolls within the column,
     never cut off) with its sources under it (``source_html``: the CSV of its columns, the runs), and, given anchor

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subsetlib import console, present, sources, tables
+from subsetlib import console, notebook, present, sources, tables
 
 
 def _cells(styler) -> list[list[str]]:
@@ -258,3 +258,32 @@ def test_the_front_page_copy_of_a_figure_links_from_the_front_page(capsys):
     assert "HTML object" in shown
     assert 'href="experiments/study/99-provenance.html#run-conv-0"' in front
     assert pd.read_csv(io.StringIO(_decoded(front, "data:text/csv"))).equals(data)
+
+
+def test_layout_check_catches_crowded_ticks_and_text_past_the_edge():
+    fig, ax = present.figure()
+    ax.plot([0, 12500], [0, 1])
+    ax.set_xticks(range(0, 12501, 500))  # 26 four- and five-digit labels across one column
+    assert any("overlap" in p for p in present.layout_problems(fig))
+    present.count_axis(ax, "x")
+    assert present.layout_problems(fig) == []
+    ax.set_ylabel("a label far longer than the figure is tall, which constrained layout cannot place " * 2)
+    assert any("runs past the figure's edge" in p for p in present.layout_problems(fig))
+
+
+def test_wrap_label_breaks_after_plus_signs_and_spaces():
+    assert present.wrap_label("fp32 + channels-last + torch.compile") == "fp32 +\nchannels-last +\ntorch.compile"
+    assert present.wrap_label("bf16 + NCHW") == "bf16 + NCHW"
+
+
+def test_a_figure_of_no_stored_runs_names_no_runs():
+    measured = pd.DataFrame({"run_id": [float("nan")] * 2, "seed": [float("nan")] * 2, "arm": ["a", "b"]})
+    line = sources.source_html(measured, ("speed.ipynb", 5), "figure")
+    assert "0 runs" not in line and "<details>" not in line and "CSV" in line
+    stored = measured.assign(run_id=["r1", "r2"])
+    assert "<summary>2 runs</summary>" in sources.source_html(stored, ("speed.ipynb", 5), "figure")
+
+
+def test_provenance_box_values_wrap_inside_the_column():
+    box = notebook.box_html({"scale": "speed: CPU speed measurements, " * 4, "seeds": list(range(10))}, {"scale"})
+    assert box.count(notebook.BOX_CELL) == 4  # each value's cell and its code
