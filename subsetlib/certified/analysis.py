@@ -43,7 +43,7 @@ GOVERNS_COLUMNS = {"metric": "metric", "at_equal_q": "mismatch at equal Q", "at_
                    "mismatch at equal fraction", "verdict": "verdict"}
 
 
-CERTIFICATE_COLUMNS = {"objective": "objective", "phase": "phase", "seeds": "seeds", "certified": "certified",
+CERTIFICATE_COLUMNS = {"phase": "phase", "seeds": "seeds", "certified": "certified",
                        "on_cap": "on its cap", "worst_gradient": "largest relative gradient",
                        "worst_curvature": "lowest λ_min ÷ λ_max", "calls": "calls (median)"}
 
@@ -65,8 +65,8 @@ def certificate_table(arms: pd.DataFrame) -> pd.DataFrame:
     for (loss, l2, arm, q), g in arms.groupby(["loss", "l2", "arm", arms["q"].fillna(0)], sort=False):
         rows.append({"loss": loss, "l2": l2, "order": (order[arm], q), "objective": objective_text(loss, l2),
                      "phase": phase_text(arm, q), "seeds": len(g), "certified": int(g["certified"].sum()),
-                     "on_cap": int(g["on_budget"].sum()), "worst_gradient": float(g["relative_gradient"].max()),
-                     "worst_curvature": float((g["lambda_min"] / g["lambda_max"]).min()),
+                     "on_cap": int(g["on_budget"].sum()), "worst_gradient": f"{g['relative_gradient'].max():.1e}",
+                     "worst_curvature": f"{(g['lambda_min'] / g['lambda_max']).min():.1e}",
                      "calls": int(g["calls"].median())})
     if not rows:
         return pd.DataFrame(columns=list(CERTIFICATE_COLUMNS))
