@@ -36,3 +36,13 @@ def claims_or_waiting(results_dir: str | os.PathLike, designs: list[str], prefix
         return claims(verdicts(results_dir), designs, prefix)
     except UserError:
         return f"No run of the study at certified minima is stored in `{results_dir}` yet."
+
+
+def of_design(design_name: str, results_dir: str | os.PathLike,
+              make_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One design's stored arms and the curves; ``make_missing`` first runs what is not stored (CI's smoke pages,
+    which start from an empty folder; the book's pages only load)."""
+    if make_missing:
+        runs.train_design(design_name, results_dir)
+    arms, curves = runs.load(results_dir)
+    return analysis.of_design(arms, design_name), curves
