@@ -19,8 +19,9 @@ def verdicts(results_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
             "costs": analysis.cost_verdicts(per_seed), "prediction": analysis.prediction(arms)}
 
 
-def answer(v: dict[str, pd.DataFrame]) -> str:
-    return words.short_answer(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"])
+def answer(v: dict[str, pd.DataFrame], bullets: bool = True) -> str:
+    """The lead sentence (the front page's, ``bullets=False``), then one bullet per question."""
+    return words.short_answer(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"], bullets)
 
 
 def claims(v: dict[str, pd.DataFrame], designs: list[str], prefix: str = "") -> str:

@@ -76,9 +76,9 @@ def _per_l2(table: pd.DataFrame, count) -> str:
 
 
 def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame, costs: pd.DataFrame,
-                 prediction: pd.DataFrame) -> str:
-    """The study's answer: one lead sentence, then a bullet per question, every number counted from the tables and
-    split by λ where the verdicts differ with it (front page)."""
+                 prediction: pd.DataFrame, bullets: bool = True) -> str:
+    """The study's answer: one lead sentence (the front page's), then, with ``bullets``, a bullet per question; every
+    number counted from the tables and split by λ where the verdicts differ with it."""
     from subsetlib.certified.rules import Verdict
 
     reached = fronts[fronts["frontier_q"].notna()]
@@ -92,6 +92,8 @@ def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame
                                  f"({len(fronts)} dataset–objective–width lines)")
     lead += (f"; reaching the full-set minimum's level through a subset cost a tenth or less of training from scratch "
              f"in {_share(tenth, len(costs))} arm–target pairs.")
+    if not bullets:
+        return lead
 
     def close_lines(part: pd.DataFrame) -> str:
         ok = part[part["frontier_q"].notna()]
@@ -108,7 +110,7 @@ def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame
         return f"{_share(len(ok), len(part))} arms" + (f" (Q = {_range(ok['q'])})" if len(ok) else "")
 
     loss = governs[governs["metric"].str.startswith("log") & ~governs["verdict"].str.startswith("not testable")]
-    bullets = [
+    lines = [
         f"- *Close* (full-set objective within 5 % of the minimum's, test accuracy within 10 % of its error): "
         f"{_per_l2(fronts, close_lines)}.",
         f"- *Q or the fraction* (which lines the widths up): Q in "
@@ -122,7 +124,7 @@ def short_answer(fronts: pd.DataFrame, governs: pd.DataFrame, same: pd.DataFrame
         f"to the worst scratch minimum {_per_l2(worst, cost_counts)}.",
         f"- *The classical prediction* tr(H⁻¹Σ)/(2K) held {_per_l2(prediction, holds)}.",
     ]
-    return lead + "\n\n" + "\n".join(b for b in bullets if b)
+    return lead + "\n\n" + "\n".join(line for line in lines if line)
 
 
 CLAIM_COLUMNS = {"claim": "claim (source)", "verdict": "what the runs say", "evidence": "evidence"}
