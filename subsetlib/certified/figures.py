@@ -73,7 +73,8 @@ def minima(pairs: pd.DataFrame, close: pd.DataFrame, x: str = "q", titles: dict[
         for width, g in part.groupby("width"):
             c = colours[width]
             mean = g.groupby(x)["ratio"].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=c, lw=1.5, label=f"P = {int(g['p'].iloc[0]):,}")
+            label = f"width {width}" if titles else f"P = {int(g['p'].iloc[0]):,}"  # P differs across datasets
+            ax.plot(mean.index, mean.to_numpy(), color=c, lw=1.5, label=label)
             ax.scatter(g[x], g["ratio"], s=10, color=c, alpha=0.35, lw=0)
             for (dataset, loss, l2, q), r in g.groupby(["dataset", "loss", "l2", "q"]):
                 filled = verdicts.get((dataset, loss, l2, width, q)) == Verdict.CLOSE
