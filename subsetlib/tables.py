@@ -170,6 +170,9 @@ class Table(Styler):
                 + source_html(self.csv, self.source, "table"))
 
 
+NUMBER_TEXT = re.compile(r"[−+-]?\d[\d,]*(\.\d+)?\s?[%×]?(\s±\s[\d,.]+)?(\s\(n\s=\s\d+\))?")
+
+
 def table(df: pd.DataFrame, columns: Mapping[str, str], *, digits: Mapping[str, int] | None = None,
           missing: str | Mapping[str, str] = "not reached", index: bool = False, anchors: str | None = None
           ) -> Table:
@@ -190,7 +193,9 @@ def table(df: pd.DataFrame, columns: Mapping[str, str], *, digits: Mapping[str, 
     styles = list(TABLE_STYLES)
     for i, (code, header) in enumerate(columns.items()):
         gap = missing.get(code, "not reached") if isinstance(missing, Mapping) else missing
-        cells = format_column(df[code], digits.get(code), gap)
+        # a number written as text ('10.5× (n = 1)') never breaks inside: its spaces do not break
+        cells = [c.replace(" ", "\u00a0") if NUMBER_TEXT.fullmatch(c) else c
+                 for c in format_column(df[code], digits.get(code), gap)]
         spreadless = [c for c in cells if NO_SPREAD.search(c)]
         if spreadless:
             raise ValueError(f"column {code!r} has '{spreadless[0]}': a ± without a spread; format one seed with "

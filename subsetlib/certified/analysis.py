@@ -313,14 +313,14 @@ def main_pairs(arms: pd.DataFrame) -> pd.DataFrame:
 PAGES = {"minima": "00-1-minima-{}", "finetune": "00-2-finetune-{}", "prediction": "00-3-prediction"}
 
 
-def evidence_links(designs: list[str], prefix: str = "") -> dict[str, str]:
-    """Markdown links to each question's pages (``prefix``: the path from the linking page to this study's
-    pages)."""
+def evidence_links(designs: list[str], prefix: str = "", suffix: str = ".html") -> dict[str, str]:
+    """Markdown links to each question's pages (``prefix``: the path from the linking page to this study's pages;
+    ``suffix``: ".html" from a page's output, which the book does not resolve, ".ipynb" from a Markdown chapter)."""
     from subsetlib.registry import dataset_title
 
-    links = {key: ", ".join(f"[{dataset_title(d)}]({prefix}{page.format(d)}.ipynb)" for d in designs)
+    links = {key: ", ".join(f"[{dataset_title(d)}]({prefix}{page.format(d)}{suffix})" for d in designs)
              for key, page in PAGES.items() if "{}" in page}
-    links["prediction"] = f"[all datasets]({prefix}{PAGES['prediction']}.ipynb)"
+    links["prediction"] = f"[all datasets]({prefix}{PAGES['prediction']}{suffix})"
     return links
 
 

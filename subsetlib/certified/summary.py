@@ -24,10 +24,11 @@ def answer(v: dict[str, pd.DataFrame], bullets: bool = True) -> str:
     return words.short_answer(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"], bullets)
 
 
-def claims(v: dict[str, pd.DataFrame], designs: list[str], prefix: str = "") -> str:
-    """The claims table in Markdown, its evidence linked from a page ``prefix`` away from the study's pages."""
+def claims(v: dict[str, pd.DataFrame], designs: list[str], prefix: str = "", suffix: str = ".html") -> str:
+    """The claims table in Markdown, its evidence linked from a page ``prefix`` away from the study's pages (a
+    page's output links to .html, a Markdown chapter to .ipynb)."""
     table = words.claims(v["fronts"], v["governs"], v["same"], v["costs"], v["prediction"],
-                         analysis.evidence_links(designs, prefix))
+                         analysis.evidence_links(designs, prefix, suffix))
     return words.claims_markdown(table)
 
 
