@@ -160,10 +160,10 @@ _SCRIPT = """
     out('P', whole(pair.P)); out('M', whole(pair.M)); out('N', whole(pair.N));
     out('problem', problem);
     var ok = problem === '';
-    out('K', ok ? whole(k) : '–');
-    out('Q', ok ? sig(k * pair.M / pair.P) : '–');
-    out('epochs', ok ? sig(k / pair.N) : '–');
-    out('gflops', ok ? sig(k * pair.flops_per_example / 1e9) : '–');
+    out('K', ok ? whole(k) : '\\u2013');
+    out('Q', ok ? sig(k * pair.M / pair.P) : '\\u2013');
+    out('epochs', ok ? sig(k / pair.N) : '\\u2013');
+    out('gflops', ok ? sig(k * pair.flops_per_example / 1e9) : '\\u2013');
     root.setAttribute('data-ready', 'yes');
   }
   root.addEventListener('input', update);
